@@ -1,0 +1,313 @@
+"""MILAD fingerprints: atoms -> feature density -> moments -> rotation invariants Phi.
+
+Two kinds of environment:
+
+* a whole molecule (``Descriptor.molecule``): centred on its smallest enclosing sphere
+  (miniball) and every atom included;
+* atom-centred environments of a periodic or finite ``ase.Atoms`` (``Descriptor.local``):
+  neighbours within the cutoff, relative to the centre (the centre itself is not part of its
+  own density), with weights scaled by Behler's cosine cutoff (eq. 37).
+
+Positions are divided by the cutoff so every environment lies in the unit sphere in which the
+Zernike polynomials are orthogonal. Derivatives are analytic: the invariant polynomials are
+differentiated exactly, and chained through the linear Zernike transform and the geometric
+moments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import miniball
+import numba
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import neighbor_list
+
+from .features import FEATURES, SpeciesMap, check_finite, cosine_cutoff
+from .invariants import InvariantSet, load_invariants
+from .moments import (
+    geometric_indices,
+    geometric_moments_batch,
+    monomials,
+    zernike_transform,
+)
+
+__all__ = ["Descriptor", "LocalFingerprints", "centre_on_miniball"]
+
+_CHUNK = 256  # environments per Jacobian block: bounds memory at ~60 MB for n_max = 7
+
+
+@dataclass
+class LocalFingerprints:
+    """Fingerprints of every atom-centred environment of a structure and their derivatives.
+
+    values: (n_atoms, n_invariants).
+    centers, neighbors: (n_pairs,) atom indices; pair p is neighbour ``neighbors[p]`` (possibly
+    a periodic image) inside the environment of atom ``centers[p]``.
+    derivatives: (n_pairs, n_invariants, 3), d Phi[centers[p]] / d r[neighbors[p]] through
+    that image. Moving the centre moves every neighbour vector the opposite way, so
+    d Phi[i] / d r[i] = -sum of its pairs; ``position_jacobian`` and ``forces`` account for it.
+    """
+
+    values: np.ndarray
+    centers: np.ndarray
+    neighbors: np.ndarray
+    derivatives: np.ndarray
+
+    def forces(self, energy_gradient: np.ndarray) -> np.ndarray:
+        """Forces -dE/dr (n_atoms, 3) for ``energy_gradient`` = dE/dPhi, (n_atoms, n_inv)."""
+        per_pair = np.einsum("pk,pkc->pc", energy_gradient[self.centers], self.derivatives)
+        gradient = np.zeros((len(self.values), 3))
+        np.add.at(gradient, self.neighbors, per_pair)
+        np.add.at(gradient, self.centers, -per_pair)
+        return -gradient
+
+    def position_jacobian(self) -> np.ndarray:
+        """Dense d Phi[i] / d r[j], shape (n_atoms, n_invariants, n_atoms, 3): small systems only."""
+        n_atoms, n_inv = self.values.shape
+        dense = np.zeros((n_atoms, n_inv, n_atoms, 3))
+        np.add.at(dense, (self.centers, slice(None), self.neighbors), self.derivatives)
+        np.add.at(dense, (self.centers, slice(None), self.centers), -self.derivatives)
+        return dense
+
+
+@numba.njit(cache=True)
+def _contract_pairs(gradients_t, segments, pair_jacobians):
+    """out[p] = (gradients_t[segments[p]].T @ pair_jacobians[p]).T: (P, 3, n_inv).
+
+    gradients_t: (n_env, K, n_inv), i.e. d Phi / d m transposed so the innermost loop runs
+    over contiguous invariants and vectorises.
+    """
+    n_pairs, n_moments, n_dims = pair_jacobians.shape
+    n_inv = gradients_t.shape[2]
+    out = np.zeros((n_pairs, n_dims, n_inv))
+    for p in range(n_pairs):
+        g = gradients_t[segments[p]]
+        for k in range(n_moments):
+            for c in range(n_dims):
+                a = pair_jacobians[p, k, c]
+                if a != 0.0:
+                    for i in range(n_inv):
+                        out[p, c, i] += g[k, i] * a
+    return out
+
+
+def centre_on_miniball(positions: np.ndarray) -> tuple[np.ndarray, float]:
+    """Positions relative to the centre of their smallest enclosing sphere, and its radius."""
+    positions = np.asarray(positions, dtype=float)
+    if len(positions) == 1:
+        return np.zeros((1, 3)), 0.0
+    centre, radius_squared = miniball.get_bounding_ball(positions)
+    return positions - centre, float(np.sqrt(radius_squared))
+
+
+class Descriptor:
+    """Maps atomic environments to MILAD fingerprint vectors Phi.
+
+    n_max: highest Zernike order. cutoff: radius (Angstrom) of the sphere scaled onto the unit
+    sphere. feature: "delta" or "gaussian" (``sigma`` in Angstrom, scalar). species: a
+    ``SpeciesMap`` (or comma-separated string) turning symbols into weights; ``None`` gives
+    every atom weight 1. invariants: an ``InvariantSet``, a path to one, or ``None`` for the
+    shipped set of order ``n_max``.
+    """
+
+    def __init__(
+        self,
+        n_max: int = 7,
+        cutoff: float = 5.0,
+        feature: str = "delta",
+        sigma: float | None = None,
+        species: SpeciesMap | str | None = None,
+        invariants: InvariantSet | str | Path | None = None,
+    ):
+        if feature not in FEATURES:
+            raise ValueError(f"unknown feature function {feature!r}; choose one of {FEATURES}")
+        if feature == "gaussian" and (sigma is None or not sigma > 0):
+            raise ValueError("the gaussian feature needs a positive width sigma (Angstrom)")
+        if not cutoff > 0:
+            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        if isinstance(invariants, (str, Path)):
+            invariants = InvariantSet.load(invariants)
+        elif invariants is None:
+            invariants = load_invariants(n_max)
+        if invariants.kind != "zernike" or invariants.max_order != n_max:
+            raise ValueError(
+                f"invariant set is {invariants.kind} of order {invariants.max_order}, "
+                f"but the descriptor uses Zernike moments to n_max={n_max}"
+            )
+        if isinstance(species, str):
+            species = SpeciesMap.parse(species)
+        self.n_max = int(n_max)
+        self.cutoff = float(cutoff)
+        self.feature = feature
+        self.sigma = None if feature == "delta" else float(sigma)
+        self.species = species
+        self.invariants = invariants
+        transform = zernike_transform(self.n_max)
+        # real and imaginary parts as contiguous float matrices: plain BLAS products
+        self._transform_real = np.ascontiguousarray(transform.real)
+        self._transform_imag = np.ascontiguousarray(transform.imag)
+        self._n_geometric = len(geometric_indices(self.n_max))
+
+    def __repr__(self) -> str:
+        species = None if self.species is None else ",".join(self.species.species)
+        return (
+            f"Descriptor(n_max={self.n_max}, cutoff={self.cutoff}, feature={self.feature!r}, "
+            f"sigma={self.sigma}, species={species!r}, n_invariants={len(self)})"
+        )
+
+    def __len__(self) -> int:
+        return len(self.invariants)
+
+    # ------------------------------------------------------------------ helpers
+    def weights_of(self, symbols) -> np.ndarray:
+        """Feature weights of atoms with these chemical symbols (1 without a species map)."""
+        symbols = list(symbols)
+        if self.species is None:
+            return np.ones(len(symbols))
+        return self.species.weights_of(symbols)
+
+    def _sigmas(self, n: int) -> np.ndarray | None:
+        return None if self.sigma is None else np.full(n, self.sigma / self.cutoff)
+
+    def _check_inside(self, positions: np.ndarray) -> None:
+        radii = np.linalg.norm(positions, axis=1)
+        outside = radii > self.cutoff * (1 + 1e-12)
+        if outside.any():
+            raise ValueError(
+                f"{int(outside.sum())} atom(s) lie outside the cutoff sphere of radius "
+                f"{self.cutoff} (largest distance from the centre {radii.max():.4f})"
+            )
+
+    def _zernike(self, geometric: np.ndarray) -> np.ndarray:
+        return geometric @ self._transform_real.T + 1j * (geometric @ self._transform_imag.T)
+
+    def _invariants_of(self, geometric: np.ndarray) -> np.ndarray:
+        return self.invariants.evaluate(self._zernike(geometric))
+
+    def _moment_gradients(self, geometric: np.ndarray) -> np.ndarray:
+        """d Phi / d m_stu for every environment, real (n_env, n_inv, K_geometric)."""
+        out = np.empty((len(geometric), len(self), self._n_geometric))
+        for start in range(0, len(geometric), _CHUNK):
+            jacobian = self.invariants.jacobian(self._zernike(geometric[start : start + _CHUNK]))
+            flat = jacobian.reshape(-1, jacobian.shape[-1])
+            real_part = flat.real @ self._transform_real - flat.imag @ self._transform_imag
+            out[start : start + _CHUNK] = real_part.reshape(len(jacobian), len(self), -1)
+        return out
+
+    # ------------------------------------------------------------------ single environments
+    def environment(self, positions, weights=None) -> np.ndarray:
+        """Phi of one environment: ``positions`` (N, 3) relative to its centre, in Angstrom."""
+        positions, weights = self._validated(positions, weights)
+        geometric = geometric_moments_batch(
+            positions / self.cutoff, weights, np.zeros(len(positions), np.int64), 1,
+            self.n_max, self._sigmas(len(positions)),
+        )
+        return self._invariants_of(geometric)[0]
+
+    def environment_derivatives(self, positions, weights=None):
+        """Phi and its derivatives for one environment.
+
+        Returns ``(phi, d_positions, d_weights)`` with shapes (n_inv,), (n_inv, N, 3) and
+        (n_inv, N).
+        """
+        positions, weights = self._validated(positions, weights)
+        scaled = positions / self.cutoff
+        values, gradients = monomials(scaled, self.n_max, self._sigmas(len(positions)))
+        geometric = (weights @ values)[None]
+        moment_gradient = self._moment_gradients(geometric)[0]  # (n_inv, K)
+        d_positions = np.einsum("ik,nkc->inc", moment_gradient, gradients) * (
+            weights[None, :, None] / self.cutoff
+        )
+        d_weights = moment_gradient @ values.T
+        return self._invariants_of(geometric)[0], d_positions, d_weights
+
+    def _validated(self, positions, weights) -> tuple[np.ndarray, np.ndarray]:
+        positions = np.asarray(positions, dtype=float)
+        if positions.ndim != 2 or positions.shape[1] != 3:
+            raise ValueError(f"positions must have shape (N, 3), got {positions.shape}")
+        check_finite(positions, "positions")
+        weights = np.ones(len(positions)) if weights is None else np.asarray(weights, float)
+        if weights.shape != (len(positions),):
+            raise ValueError(f"need one weight per atom: {weights.shape} vs {len(positions)} atoms")
+        check_finite(weights, "weights")
+        self._check_inside(positions)
+        return positions, weights
+
+    # ------------------------------------------------------------------ molecules
+    def molecule_positions(self, atoms: Atoms) -> np.ndarray:
+        """Positions of a molecule centred on its miniball (Angstrom), checked against cutoff."""
+        check_finite(atoms.positions, f"positions of {atoms.get_chemical_formula()}")
+        centred, radius = centre_on_miniball(atoms.positions)
+        if radius > self.cutoff:
+            raise ValueError(
+                f"molecule {atoms.get_chemical_formula()} has an enclosing radius of "
+                f"{radius:.3f} A, larger than the cutoff {self.cutoff} A"
+            )
+        return centred
+
+    def molecule(self, atoms: Atoms) -> np.ndarray:
+        """Phi of a whole molecule centred on its smallest enclosing sphere: (n_inv,)."""
+        return self.molecules([atoms])[0]
+
+    def molecules(self, frames) -> np.ndarray:
+        """Phi of many molecules at once: (n_frames, n_inv)."""
+        frames = list(frames)
+        if not frames:
+            return np.zeros((0, len(self)))
+        positions = np.concatenate([self.molecule_positions(a) for a in frames])
+        weights = np.concatenate([self.weights_of(a.get_chemical_symbols()) for a in frames])
+        segments = np.repeat(np.arange(len(frames)), [len(a) for a in frames])
+        geometric = geometric_moments_batch(
+            positions / self.cutoff, weights, segments, len(frames), self.n_max,
+            self._sigmas(len(positions)),
+        )
+        return self._invariants_of(geometric)
+
+    # ------------------------------------------------------------------ atom-centred
+    def _pairs(self, atoms: Atoms):
+        check_finite(atoms.positions, "positions")
+        centers, neighbors, vectors = neighbor_list("ijD", atoms, self.cutoff)
+        distances = np.linalg.norm(vectors, axis=1)
+        keep = distances < self.cutoff  # the cutoff function vanishes on the sphere
+        centers, neighbors, vectors, distances = (
+            centers[keep], neighbors[keep], vectors[keep], distances[keep]
+        )
+        species_weights = self.weights_of(atoms.get_chemical_symbols())[neighbors]
+        smooth, smooth_derivative = cosine_cutoff(distances, self.cutoff)
+        return centers, neighbors, vectors, distances, species_weights, smooth, smooth_derivative
+
+    def local(self, atoms: Atoms) -> np.ndarray:
+        """Phi of every atom-centred environment of ``atoms``: (n_atoms, n_inv)."""
+        centers, _, vectors, _, species_weights, smooth, _ = self._pairs(atoms)
+        geometric = geometric_moments_batch(
+            vectors / self.cutoff, species_weights * smooth, centers, len(atoms), self.n_max,
+            self._sigmas(len(vectors)),
+        )
+        return self._invariants_of(geometric)
+
+    def local_derivatives(self, atoms: Atoms) -> LocalFingerprints:
+        """Phi of every atom-centred environment and its derivatives with respect to positions."""
+        centers, neighbors, vectors, distances, species_weights, smooth, smooth_derivative = (
+            self._pairs(atoms)
+        )
+        weights = species_weights * smooth
+        values, gradients = monomials(vectors / self.cutoff, self.n_max, self._sigmas(len(vectors)))
+        geometric = np.zeros((len(atoms), self._n_geometric))
+        np.add.at(geometric, centers, weights[:, None] * values)
+        # d m / d vector for one pair: w * d(monomial)/d(vector) + monomial * dw/d(vector)
+        unit = vectors / np.maximum(distances, 1e-300)[:, None]
+        weight_gradient = (species_weights * smooth_derivative)[:, None] * unit  # (P, 3)
+        pair_jacobians = gradients * (weights / self.cutoff)[:, None, None] + values[
+            :, :, None
+        ] * weight_gradient[:, None, :]
+        gradients_t = np.ascontiguousarray(self._moment_gradients(geometric).transpose(0, 2, 1))
+        derivatives = _contract_pairs(gradients_t, centers, pair_jacobians).transpose(0, 2, 1)
+        return LocalFingerprints(
+            values=self._invariants_of(geometric),
+            centers=centers,
+            neighbors=neighbors,
+            derivatives=derivatives,
+        )

@@ -1,0 +1,237 @@
+"""A set of polynomial rotation invariants of a moment vector: storage, I/O and evaluation.
+
+Every invariant is stored exactly: ``I = sqrt(scale_squared) * sum_t c_t prod_j y_{f_tj}``
+with rational ``c_t`` in *scaled variables* ``y_k = moment_k / variable_scale_k``. The scaling
+makes the coefficients rational for Clebsch-Gordan coupled Zernike invariants (see
+``milad.invariants.zernike``); geometric-moment invariants use ``variable_scale = 1``.
+Evaluation uses the equivalent float coefficients on the moments themselves and numba kernels
+over flat term arrays (no Python loop over invariants or terms).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numba
+import numpy as np
+
+__all__ = ["Invariant", "InvariantSet", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """One invariant: a recipe label, its correlation order and its exact polynomial."""
+
+    label: str
+    degree: int
+    terms: dict  # {sorted tuple of moment indices: Fraction}
+    scale_squared: Fraction = Fraction(1)
+
+
+@numba.njit(cache=True)
+def _evaluate(moments, factors, coefficients, owner, n_invariants):
+    n_batch = moments.shape[0]
+    out = np.zeros((n_batch, n_invariants), dtype=moments.dtype)
+    for b in range(n_batch):
+        row = moments[b]
+        for t in range(factors.shape[0]):
+            value = coefficients[t] * row[factors[t, 0]]
+            for j in range(1, factors.shape[1]):
+                value *= row[factors[t, j]]
+            out[b, owner[t]] += value
+    return out
+
+
+@numba.njit(cache=True)
+def _jacobian(moments, factors, coefficients, owner, n_invariants):
+    n_batch, n_ext = moments.shape
+    degree = factors.shape[1]
+    out = np.zeros((n_batch, n_invariants, n_ext), dtype=moments.dtype)
+    for b in range(n_batch):
+        row = moments[b]
+        for t in range(factors.shape[0]):
+            for j in range(degree):
+                value = row[n_ext - 1] * coefficients[t]  # row[-1] == 1, fixes the dtype
+                for k in range(degree):
+                    if k != j:
+                        value *= row[factors[t, k]]
+                out[b, owner[t], factors[t, j]] += value
+    return out[:, :, : n_ext - 1]
+
+
+@dataclass
+class InvariantSet:
+    """An ordered set of polynomial invariants of a moment vector.
+
+    kind: "zernike" (complex moments ordered as ``milad.moments.zernike_indices``) or
+    "geometric" (real moments ordered as ``milad.moments.geometric_indices``).
+    moments: (K, 3) integer labels of the moments, (n, l, m) or (s, t, u).
+    variable_scale: (K,) positive floats, see the module docstring.
+    """
+
+    kind: str
+    max_order: int
+    moments: np.ndarray
+    variable_scale: np.ndarray
+    invariants: list[Invariant]
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.moments = np.asarray(self.moments, dtype=np.int64)
+        self.variable_scale = np.asarray(self.variable_scale, dtype=float)
+        n_moments = len(self.moments)
+        max_degree = max((inv.degree for inv in self.invariants), default=1)
+        factors, coefficients, owner = [], [], []
+        for i, inv in enumerate(self.invariants):
+            scale = math.sqrt(inv.scale_squared)
+            for monomial, c in inv.terms.items():
+                factors.append(list(monomial) + [n_moments] * (max_degree - len(monomial)))
+                coefficients.append(
+                    scale * float(c) / math.prod(float(self.variable_scale[k]) for k in monomial)
+                )
+                owner.append(i)
+        self._factors = np.array(factors, dtype=np.int64).reshape(-1, max_degree)
+        self._coefficients = np.array(coefficients, dtype=float)
+        self._owner = np.array(owner, dtype=np.int64)
+
+    # ------------------------------------------------------------------ introspection
+    def __len__(self) -> int:
+        return len(self.invariants)
+
+    @property
+    def n_moments(self) -> int:
+        return len(self.moments)
+
+    @property
+    def degrees(self) -> np.ndarray:
+        """Correlation order of every invariant, (n_invariants,)."""
+        return np.array([inv.degree for inv in self.invariants], dtype=np.int64)
+
+    @property
+    def labels(self) -> list[str]:
+        return [inv.label for inv in self.invariants]
+
+    @property
+    def n_terms(self) -> int:
+        return len(self._coefficients)
+
+    def counts_by_degree(self) -> dict[int, int]:
+        values, counts = np.unique(self.degrees, return_counts=True)
+        return {int(v): int(c) for v, c in zip(values, counts)}
+
+    def exact_polynomials(self) -> list[dict]:
+        """The invariants as exact polynomials in the scaled variables (for rank checks)."""
+        return [inv.terms for inv in self.invariants]
+
+    # ------------------------------------------------------------------ evaluation
+    def _extended(self, moments: np.ndarray) -> tuple[np.ndarray, tuple]:
+        moments = np.asarray(moments)
+        if moments.shape[-1] != self.n_moments:
+            raise ValueError(
+                f"this {self.kind} invariant set needs {self.n_moments} moments per environment, "
+                f"got an array of shape {moments.shape}"
+            )
+        lead = moments.shape[:-1]
+        dtype = complex if np.iscomplexobj(moments) else float
+        flat = moments.reshape(-1, self.n_moments).astype(dtype, copy=False)
+        ext = np.concatenate([flat, np.ones((flat.shape[0], 1), dtype=dtype)], axis=1)
+        return ext, lead
+
+    def evaluate(self, moments: np.ndarray) -> np.ndarray:
+        """Invariants of ``moments`` (..., K) -> real array (..., n_invariants)."""
+        ext, lead = self._extended(moments)
+        values = _evaluate(ext, self._factors, self._coefficients, self._owner, len(self))
+        return values.real.reshape(*lead, len(self))
+
+    def jacobian(self, moments: np.ndarray) -> np.ndarray:
+        """Holomorphic derivatives dI/d(moment) of the polynomials, (..., n_invariants, K).
+
+        For complex moments the real fingerprint's derivative with respect to a real
+        parameter p is ``Re(jacobian @ dmoments/dp)``.
+        """
+        ext, lead = self._extended(moments)
+        values = _jacobian(ext, self._factors, self._coefficients, self._owner, len(self))
+        return values.reshape(*lead, len(self), self.n_moments)
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        return {
+            "format": "milad-invariants",
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "max_order": self.max_order,
+            "moments": self.moments.tolist(),
+            "variable_scale": [repr(float(s)) for s in self.variable_scale],
+            "metadata": self.metadata,
+            "invariants": [
+                {
+                    "label": inv.label,
+                    "degree": inv.degree,
+                    "scale_squared": str(inv.scale_squared),
+                    "factors": [list(m) for m in inv.terms],
+                    "coefficients": [str(c) for c in inv.terms.values()],
+                }
+                for inv in self.invariants
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "InvariantSet":
+        if data.get("format") != "milad-invariants":
+            raise ValueError("not a milad invariant set (missing 'format: milad-invariants')")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"invariant set format version {data.get('format_version')} is not supported "
+                f"(this milad reads version {FORMAT_VERSION})"
+            )
+        invariants = [
+            Invariant(
+                label=item["label"],
+                degree=int(item["degree"]),
+                terms={
+                    tuple(f): Fraction(c) for f, c in zip(item["factors"], item["coefficients"])
+                },
+                scale_squared=Fraction(item["scale_squared"]),
+            )
+            for item in data["invariants"]
+        ]
+        return cls(
+            kind=data["kind"],
+            max_order=int(data["max_order"]),
+            moments=np.array(data["moments"], dtype=np.int64),
+            variable_scale=np.array([float(s) for s in data["variable_scale"]]),
+            invariants=invariants,
+            metadata=data.get("metadata", {}),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON (gzip-compressed when the name ends in .gz)."""
+        path = Path(path)
+        text = json.dumps(self.to_dict(), separators=(",", ":"))
+        if path.suffix == ".gz":
+            with gzip.open(path, "wt", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "InvariantSet":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"invariant set file not found: {path}")
+        try:
+            if path.suffix == ".gz":
+                with gzip.open(path, "rt", encoding="utf-8") as handle:
+                    data = json.load(handle)
+            else:
+                data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"invariant set file {path} is corrupt or truncated: {error}") from error
+        return cls.from_dict(data)

@@ -1,0 +1,218 @@
+"""Fingerprints: invariances, derivatives against finite differences, and input errors."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, molecule
+from scipy.spatial.transform import Rotation
+
+from milad.descriptor import Descriptor, centre_on_miniball
+from milad.features import SpeciesMap, cosine_cutoff
+
+SPECIES = "H,C,N,O,F"
+
+
+def relative_error(a, b):
+    return np.abs(np.asarray(a) - np.asarray(b)).max() / np.linalg.norm(b)
+
+
+def random_orthogonal(seed, proper):
+    matrix = Rotation.random(random_state=seed).as_matrix()
+    return matrix if proper else -matrix
+
+
+@pytest.fixture(scope="module")
+def species_descriptor():
+    return Descriptor(n_max=7, cutoff=5.0, species=SPECIES)
+
+
+@pytest.fixture(scope="module")
+def silicon():
+    atoms = bulk("Si", "diamond", a=5.43) * (2, 2, 2)
+    atoms.rattle(0.1, seed=3)
+    return atoms
+
+
+def random_molecule(seed, n_atoms=9):
+    rng = np.random.default_rng(seed)
+    symbols = rng.choice(list("HCNOF"), n_atoms)
+    return Atoms(symbols=symbols, positions=rng.uniform(-2.0, 2.0, (n_atoms, 3)))
+
+
+# ---------------------------------------------------------------------------- species and cutoff
+def test_species_map_bin_centres_and_snapping():
+    species = SpeciesMap.parse(SPECIES)
+    np.testing.assert_allclose(species.weights, [1.1, 1.3, 1.5, 1.7, 1.9])
+    np.testing.assert_allclose(species.weights_of(["O", "H"]), [1.7, 1.1])
+    assert species.species_of([1.01, 1.19, 1.21, 1.55, 1.99, 2.0]) == ["H", "H", "C", "N", "F", "F"]
+    with pytest.raises(KeyError, match="Cl"):
+        species.weights_of(["H", "Cl"])
+    with pytest.raises(ValueError, match="outside the species weight range"):
+        species.species_of([3.0])
+    with pytest.raises(ValueError, match="twice"):
+        SpeciesMap(("H", "H"))
+
+
+def test_cosine_cutoff_matches_eq37_and_its_derivative():
+    r = np.linspace(0.0, 6.0, 61)
+    value, derivative = cosine_cutoff(r, 5.0)
+    expected = np.where(r <= 5.0, 0.5 * (np.cos(np.pi * r / 5.0) + 1), 0.0)
+    np.testing.assert_allclose(value, expected, atol=1e-15)
+    h = 1e-6
+    numeric = (cosine_cutoff(r + h, 5.0)[0] - cosine_cutoff(r - h, 5.0)[0]) / (2 * h)
+    inside = r < 4.99
+    np.testing.assert_allclose(derivative[inside], numeric[inside], atol=1e-8)
+
+
+# ---------------------------------------------------------------------------- molecules
+@pytest.mark.parametrize("proper", [True, False])
+def test_molecule_fingerprint_invariant_to_rotation_permutation_translation(species_descriptor, proper):
+    atoms = random_molecule(1)
+    reference = species_descriptor.molecule(atoms)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        moved = atoms[rng.permutation(len(atoms))]
+        moved.positions = moved.positions @ random_orthogonal(seed, proper).T + rng.normal(size=3) * 10
+        assert relative_error(species_descriptor.molecule(moved), reference) < 1e-10
+
+
+def test_molecules_batch_equals_single(species_descriptor):
+    frames = [random_molecule(seed, n) for seed, n in [(0, 3), (1, 7), (2, 12)]]
+    batch = species_descriptor.molecules(frames)
+    single = np.array([species_descriptor.molecule(a) for a in frames])
+    np.testing.assert_allclose(batch, single, rtol=1e-13, atol=1e-15)
+
+
+def test_species_change_the_fingerprint(species_descriptor):
+    atoms = molecule("CH3OH")
+    swapped = atoms.copy()
+    symbols = swapped.get_chemical_symbols()
+    symbols[0], symbols[1] = symbols[1], symbols[0]
+    swapped.set_chemical_symbols(symbols)
+    assert relative_error(species_descriptor.molecule(swapped), species_descriptor.molecule(atoms)) > 1e-3
+
+
+def test_centre_on_miniball_gives_smallest_sphere():
+    points = np.array([[0.0, 0, 0], [2.0, 0, 0], [1.0, 0.3, 0]])
+    centred, radius = centre_on_miniball(points)
+    assert radius == pytest.approx(1.0)
+    np.testing.assert_allclose(centred[0], [-1.0, 0, 0], atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- single environments
+@pytest.mark.parametrize("feature", ["delta", "gaussian"])
+def test_environment_derivatives_match_finite_differences(feature):
+    descriptor = Descriptor(n_max=7, cutoff=3.0, feature=feature, sigma=0.3)
+    rng = np.random.default_rng(7)
+    positions = rng.uniform(-1.5, 1.5, (6, 3))
+    weights = rng.uniform(1.0, 2.0, 6)
+    phi, d_positions, d_weights = descriptor.environment_derivatives(positions, weights)
+    np.testing.assert_allclose(phi, descriptor.environment(positions, weights), rtol=1e-12)
+    h = 1e-6
+    for atom, axis in [(0, 0), (3, 2), (5, 1)]:
+        plus, minus = positions.copy(), positions.copy()
+        plus[atom, axis] += h
+        minus[atom, axis] -= h
+        numeric = (descriptor.environment(plus, weights) - descriptor.environment(minus, weights)) / (2 * h)
+        np.testing.assert_allclose(d_positions[:, atom, axis], numeric, atol=1e-7 * np.abs(numeric).max())
+    for atom in (1, 4):
+        plus, minus = weights.copy(), weights.copy()
+        plus[atom] += h
+        minus[atom] -= h
+        numeric = (descriptor.environment(positions, plus) - descriptor.environment(positions, minus)) / (2 * h)
+        np.testing.assert_allclose(d_weights[:, atom], numeric, atol=1e-7 * np.abs(numeric).max())
+
+
+# ---------------------------------------------------------------------------- atom-centred
+@pytest.mark.parametrize("proper", [True, False])
+def test_local_fingerprints_invariant(silicon, proper):
+    descriptor = Descriptor(n_max=7, cutoff=4.7)
+    reference = descriptor.local(silicon)
+    rotation = random_orthogonal(11, proper)
+    rotated = silicon.copy()
+    rotated.set_cell(silicon.cell.array @ rotation.T, scale_atoms=False)
+    rotated.positions = silicon.positions @ rotation.T + [0.3, -1.2, 2.5]
+    assert relative_error(descriptor.local(rotated), reference) < 1e-10
+    order = np.random.default_rng(0).permutation(len(silicon))
+    assert relative_error(descriptor.local(silicon[order]), reference[order]) < 1e-10
+
+
+def test_local_fingerprints_of_supercell_repeat_the_cell(silicon):
+    descriptor = Descriptor(n_max=7, cutoff=4.7)
+    cell = descriptor.local(silicon)
+    supercell = descriptor.local(silicon * (2, 1, 1))
+    np.testing.assert_allclose(supercell, np.concatenate([cell, cell]), rtol=1e-10, atol=1e-12)
+
+
+def test_local_fingerprints_of_a_finite_cluster_use_neighbours_within_the_cutoff():
+    descriptor = Descriptor(n_max=7, cutoff=3.0)
+    cluster = Atoms("Si3", positions=[[0, 0, 0], [2.0, 0, 0], [0, 5.0, 0]])
+    values = descriptor.local(cluster)
+    expected = descriptor.environment(np.array([[2.0, 0, 0]]), weights=cosine_cutoff(2.0, 3.0)[0][None])
+    np.testing.assert_allclose(values[0], expected, rtol=1e-12, atol=1e-15)
+    # the isolated atom sees an empty density: every invariant vanishes
+    np.testing.assert_allclose(values[2], 0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("feature", ["delta", "gaussian"])
+def test_local_derivatives_match_finite_differences(feature):
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.rattle(0.15, seed=5)
+    atoms.set_chemical_symbols(["Si", "Ge"] * 4)
+    descriptor = Descriptor(n_max=7, cutoff=4.0, feature=feature, sigma=0.4, species="Si,Ge")
+    result = descriptor.local_derivatives(atoms)
+    np.testing.assert_allclose(result.values, descriptor.local(atoms), rtol=1e-12, atol=1e-14)
+    jacobian = result.position_jacobian()
+    h = 1e-6
+    for atom, axis in [(0, 0), (3, 1), (6, 2)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        numeric = (descriptor.local(plus) - descriptor.local(minus)) / (2 * h)
+        np.testing.assert_allclose(jacobian[:, :, atom, axis], numeric, atol=1e-7 * np.abs(numeric).max())
+
+
+def test_forces_helper_is_minus_gradient_of_a_linear_energy(silicon):
+    descriptor = Descriptor(n_max=7, cutoff=4.0)
+    coefficients = np.random.default_rng(2).normal(size=len(descriptor))
+
+    def energy(atoms):
+        return float(np.sum(descriptor.local(atoms) @ coefficients))
+
+    result = descriptor.local_derivatives(silicon)
+    forces = result.forces(np.tile(coefficients, (len(silicon), 1)))
+    h = 1e-6
+    for atom, axis in [(0, 2), (9, 0)]:
+        plus, minus = silicon.copy(), silicon.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        numeric = -(energy(plus) - energy(minus)) / (2 * h)
+        assert forces[atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+    # translational invariance: the total force vanishes
+    np.testing.assert_allclose(forces.sum(axis=0), 0.0, atol=1e-9 * np.abs(forces).max())
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_bad_input_gets_clear_errors(species_descriptor):
+    with pytest.raises(ValueError, match="outside the cutoff sphere"):
+        Descriptor(cutoff=1.0).environment(np.array([[0.0, 0.0, 1.5]]))
+    with pytest.raises(ValueError, match="NaN"):
+        Descriptor().environment(np.array([[0.0, np.nan, 0.0]]))
+    with pytest.raises(ValueError, match="shape"):
+        Descriptor().environment(np.zeros((3, 2)))
+    with pytest.raises(KeyError, match="Cl"):
+        species_descriptor.molecule(molecule("CH3Cl"))
+    with pytest.raises(ValueError, match="larger than the cutoff"):
+        Descriptor(cutoff=1.0).molecule(molecule("C6H6"))
+    with pytest.raises(ValueError, match="unknown feature"):
+        Descriptor(feature="slater")
+    with pytest.raises(ValueError, match="sigma"):
+        Descriptor(feature="gaussian")
+    with pytest.raises(ValueError, match="no invariant set ships"):
+        Descriptor(n_max=5)
+    nan_atoms = molecule("H2O")
+    nan_atoms.positions[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        species_descriptor.molecule(nan_atoms)
+    with pytest.raises(ValueError, match="NaN"):
+        species_descriptor.local(nan_atoms)
