@@ -107,7 +107,8 @@ class Descriptor:
     """Maps atomic environments to MILAD fingerprint vectors Phi.
 
     n_max: highest Zernike order. cutoff: radius (Angstrom) of the sphere scaled onto the unit
-    sphere. feature: "delta" or "gaussian" (``sigma`` in Angstrom, scalar). species: a
+    sphere. feature: "delta" or "gaussian" with width ``sigma`` in Angstrom: one value, or a
+    ``{symbol: width}`` mapping for per-species widths. species: a
     ``SpeciesMap`` (or comma-separated string) turning symbols into weights; ``None`` gives
     every atom weight 1. invariants: an ``InvariantSet``, a path to one, or ``None`` for the
     shipped set of order ``n_max``.
@@ -118,14 +119,16 @@ class Descriptor:
         n_max: int = 7,
         cutoff: float = 5.0,
         feature: str = "delta",
-        sigma: float | None = None,
+        sigma: float | dict[str, float] | None = None,
         species: SpeciesMap | str | None = None,
         invariants: InvariantSet | str | Path | None = None,
     ):
         if feature not in FEATURES:
             raise ValueError(f"unknown feature function {feature!r}; choose one of {FEATURES}")
-        if feature == "gaussian" and (sigma is None or not sigma > 0):
-            raise ValueError("the gaussian feature needs a positive width sigma (Angstrom)")
+        if feature == "gaussian":
+            widths = list(sigma.values()) if isinstance(sigma, dict) else [sigma]
+            if not widths or any(w is None or not float(w) > 0 for w in widths):
+                raise ValueError("the gaussian feature needs positive widths sigma (Angstrom)")
         if not cutoff > 0:
             raise ValueError(f"cutoff must be positive, got {cutoff}")
         if isinstance(invariants, (str, Path)):
@@ -142,7 +145,10 @@ class Descriptor:
         self.n_max = int(n_max)
         self.cutoff = float(cutoff)
         self.feature = feature
-        self.sigma = None if feature == "delta" else float(sigma)
+        if feature == "delta":
+            self.sigma = None
+        else:
+            self.sigma = {str(k): float(v) for k, v in sigma.items()} if isinstance(sigma, dict) else float(sigma)
         self.species = species
         self.invariants = invariants
         transform = zernike_transform(self.n_max)
@@ -169,8 +175,30 @@ class Descriptor:
             return np.ones(len(symbols))
         return self.species.weights_of(symbols)
 
-    def _sigmas(self, n: int) -> np.ndarray | None:
-        return None if self.sigma is None else np.full(n, self.sigma / self.cutoff)
+    def widths_of(self, symbols) -> np.ndarray | None:
+        """Gaussian widths (Angstrom) of atoms with these symbols; ``None`` for delta features."""
+        symbols = list(symbols)
+        if self.sigma is None:
+            return None
+        if not isinstance(self.sigma, dict):
+            return np.full(len(symbols), self.sigma)
+        unknown = sorted(set(symbols) - set(self.sigma))
+        if unknown:
+            raise KeyError(f"no Gaussian width given for species {', '.join(unknown)}")
+        return np.array([self.sigma[s] for s in symbols])
+
+    def _scaled_widths(self, widths, n: int) -> np.ndarray | None:
+        """Per-atom widths in cutoff units: explicit ``widths`` or the descriptor's scalar."""
+        if self.sigma is None:
+            return None
+        if widths is None:
+            if isinstance(self.sigma, dict):
+                raise ValueError("per-species widths need symbols: pass per-atom sigmas")
+            widths = np.full(n, self.sigma)
+        widths = np.asarray(widths, dtype=float)
+        if widths.shape != (n,) or not np.all(widths > 0):
+            raise ValueError(f"need one positive Gaussian width per atom, got shape {widths.shape}")
+        return widths / self.cutoff
 
     def _check_inside(self, positions: np.ndarray) -> None:
         radii = np.linalg.norm(positions, axis=1)
@@ -198,16 +226,20 @@ class Descriptor:
         return out
 
     # ------------------------------------------------------------------ single environments
-    def environment(self, positions, weights=None) -> np.ndarray:
-        """Phi of one environment: ``positions`` (N, 3) relative to its centre, in Angstrom."""
+    def environment(self, positions, weights=None, sigmas=None) -> np.ndarray:
+        """Phi of one environment: ``positions`` (N, 3) relative to its centre, in Angstrom.
+
+        weights: (N,), default 1; sigmas: (N,) Gaussian widths in Angstrom (gaussian feature;
+        default the descriptor's scalar width).
+        """
         positions, weights = self._validated(positions, weights)
         geometric = geometric_moments_batch(
             positions / self.cutoff, weights, np.zeros(len(positions), np.int64), 1,
-            self.n_max, self._sigmas(len(positions)),
+            self.n_max, self._scaled_widths(sigmas, len(positions)),
         )
         return self._invariants_of(geometric)[0]
 
-    def environment_derivatives(self, positions, weights=None):
+    def environment_derivatives(self, positions, weights=None, sigmas=None):
         """Phi and its derivatives for one environment.
 
         Returns ``(phi, d_positions, d_weights)`` with shapes (n_inv,), (n_inv, N, 3) and
@@ -215,7 +247,7 @@ class Descriptor:
         """
         positions, weights = self._validated(positions, weights)
         scaled = positions / self.cutoff
-        values, gradients = monomials(scaled, self.n_max, self._sigmas(len(positions)))
+        values, gradients = monomials(scaled, self.n_max, self._scaled_widths(sigmas, len(positions)))
         geometric = (weights @ values)[None]
         moment_gradient = self._moment_gradients(geometric)[0]  # (n_inv, K)
         d_positions = np.einsum("ik,nkc->inc", moment_gradient, gradients) * (
@@ -252,17 +284,26 @@ class Descriptor:
         """Phi of a whole molecule centred on its smallest enclosing sphere: (n_inv,)."""
         return self.molecules([atoms])[0]
 
-    def molecules(self, frames) -> np.ndarray:
-        """Phi of many molecules at once: (n_frames, n_inv)."""
+    def molecules(self, frames, centre: bool = True) -> np.ndarray:
+        """Phi of many molecules at once: (n_frames, n_inv).
+
+        With ``centre=False`` the positions are taken as already relative to the centre
+        (skipping the miniball search, which costs ~2 ms per molecule).
+        """
         frames = list(frames)
         if not frames:
             return np.zeros((0, len(self)))
-        positions = np.concatenate([self.molecule_positions(a) for a in frames])
-        weights = np.concatenate([self.weights_of(a.get_chemical_symbols()) for a in frames])
+        if centre:
+            positions = np.concatenate([self.molecule_positions(a) for a in frames])
+        else:
+            positions = np.concatenate([a.positions for a in frames])
+            check_finite(positions, "positions")
+            self._check_inside(positions)
+        symbols = [s for a in frames for s in a.get_chemical_symbols()]
         segments = np.repeat(np.arange(len(frames)), [len(a) for a in frames])
         geometric = geometric_moments_batch(
-            positions / self.cutoff, weights, segments, len(frames), self.n_max,
-            self._sigmas(len(positions)),
+            positions / self.cutoff, self.weights_of(symbols), segments, len(frames), self.n_max,
+            self._scaled_widths(self.widths_of(symbols), len(positions)),
         )
         return self._invariants_of(geometric)
 
@@ -275,26 +316,27 @@ class Descriptor:
         centers, neighbors, vectors, distances = (
             centers[keep], neighbors[keep], vectors[keep], distances[keep]
         )
-        species_weights = self.weights_of(atoms.get_chemical_symbols())[neighbors]
+        symbols = np.array(atoms.get_chemical_symbols())[neighbors]
+        widths = self._scaled_widths(self.widths_of(symbols), len(symbols))
         smooth, smooth_derivative = cosine_cutoff(distances, self.cutoff)
-        return centers, neighbors, vectors, distances, species_weights, smooth, smooth_derivative
+        species_weights = self.weights_of(symbols)
+        return centers, neighbors, vectors, distances, species_weights, widths, smooth, smooth_derivative
 
     def local(self, atoms: Atoms) -> np.ndarray:
         """Phi of every atom-centred environment of ``atoms``: (n_atoms, n_inv)."""
-        centers, _, vectors, _, species_weights, smooth, _ = self._pairs(atoms)
+        centers, _, vectors, _, species_weights, widths, smooth, _ = self._pairs(atoms)
         geometric = geometric_moments_batch(
-            vectors / self.cutoff, species_weights * smooth, centers, len(atoms), self.n_max,
-            self._sigmas(len(vectors)),
+            vectors / self.cutoff, species_weights * smooth, centers, len(atoms), self.n_max, widths
         )
         return self._invariants_of(geometric)
 
     def local_derivatives(self, atoms: Atoms) -> LocalFingerprints:
         """Phi of every atom-centred environment and its derivatives with respect to positions."""
-        centers, neighbors, vectors, distances, species_weights, smooth, smooth_derivative = (
+        centers, neighbors, vectors, distances, species_weights, widths, smooth, smooth_derivative = (
             self._pairs(atoms)
         )
         weights = species_weights * smooth
-        values, gradients = monomials(vectors / self.cutoff, self.n_max, self._sigmas(len(vectors)))
+        values, gradients = monomials(vectors / self.cutoff, self.n_max, widths)
         geometric = np.zeros((len(atoms), self._n_geometric))
         np.add.at(geometric, centers, weights[:, None] * values)
         # d m / d vector for one pair: w * d(monomial)/d(vector) + monomial * dw/d(vector)

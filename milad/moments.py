@@ -36,6 +36,7 @@ __all__ = [
     "zernike_moments",
     "zernike_polynomials",
     "reconstruct",
+    "reconstruct_grid",
 ]
 
 
@@ -325,13 +326,22 @@ def zernike_moments(geometric: np.ndarray, n_max: int) -> np.ndarray:
     return geometric @ transform.T
 
 
+def _as_points(points) -> np.ndarray:
+    points = np.asarray(points, dtype=float)
+    if points.ndim == 1 and points.shape == (3,):
+        points = points[None]
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must have shape (P, 3), got {points.shape}")
+    return np.ascontiguousarray(points)
+
+
 def zernike_polynomials(points: np.ndarray, n_max: int) -> np.ndarray:
     """Values of every ``Z_nl^m`` at ``points`` (P, 3): complex (P, Kz).
 
     Uses ``Z(x) = (4 pi / 3) * conj(T_row) . monomials(x)``, the same exact coefficients as
     the moment transform.
     """
-    points = np.asarray(points, float)
+    points = _as_points(points)
     idx = geometric_indices(n_max)
     powers = _axis_powers_delta(points, n_max)
     monomials = powers[:, 0, idx[:, 0]] * powers[:, 1, idx[:, 1]] * powers[:, 2, idx[:, 2]]
@@ -340,7 +350,22 @@ def zernike_polynomials(points: np.ndarray, n_max: int) -> np.ndarray:
 
 def reconstruct(moments: np.ndarray, n_max: int, points: np.ndarray) -> np.ndarray:
     """Density of eq. 14, ``sum Omega_nl^m Z_nl^m(x)``, at ``points`` (P, 3); zero outside |x|>1."""
-    points = np.asarray(points, float)
-    values = (zernike_polynomials(points, n_max) @ np.asarray(moments)).real
+    points = _as_points(points)
+    moments = np.asarray(moments)
+    expected = len(zernike_indices(n_max))
+    if moments.shape != (expected,):
+        raise ValueError(f"expected {expected} Zernike moments for n_max={n_max}, got shape {moments.shape}")
+    values = (zernike_polynomials(points, n_max) @ moments).real
     values[np.einsum("ij,ij->i", points, points) > 1.0] = 0.0
     return values
+
+
+def reconstruct_grid(moments: np.ndarray, n_max: int, n_points: int = 31) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 14 on the cubic grid ``linspace(-1, 1, n_points)^3`` that contains the unit sphere.
+
+    Returns ``(axis, density)`` with ``axis`` (n_points,) and ``density`` (n, n, n) indexed
+    [x, y, z]; points outside the unit sphere are zero.
+    """
+    axis = np.linspace(-1.0, 1.0, n_points)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    return axis, reconstruct(moments, n_max, grid).reshape(n_points, n_points, n_points)

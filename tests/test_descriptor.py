@@ -216,3 +216,20 @@ def test_bad_input_gets_clear_errors(species_descriptor):
         species_descriptor.molecule(nan_atoms)
     with pytest.raises(ValueError, match="NaN"):
         species_descriptor.local(nan_atoms)
+
+
+def test_per_species_gaussian_widths():
+    atoms = molecule("CH3OH")
+    per_species = Descriptor(feature="gaussian", sigma={"C": 0.4, "O": 0.3, "H": 0.2}, species=SPECIES)
+    positions = per_species.molecule_positions(atoms)
+    weights = per_species.weights_of(atoms.get_chemical_symbols())
+    widths = per_species.widths_of(atoms.get_chemical_symbols())
+    explicit = Descriptor(feature="gaussian", sigma=1.0, species=SPECIES).environment(positions, weights, widths)
+    np.testing.assert_allclose(per_species.molecule(atoms), explicit, rtol=1e-12, atol=1e-15)
+    # widths matter
+    uniform = Descriptor(feature="gaussian", sigma=0.3, species=SPECIES).molecule(atoms)
+    assert relative_error(uniform, explicit) > 1e-4
+    with pytest.raises(KeyError, match="N"):
+        per_species.molecule(molecule("NH3"))
+    with pytest.raises(ValueError, match="per-atom sigmas"):
+        per_species.environment(positions)

@@ -191,6 +191,9 @@ class InvariantSet:
                 f"invariant set format version {data.get('format_version')} is not supported "
                 f"(this milad reads version {FORMAT_VERSION})"
             )
+        missing = {"kind", "max_order", "moments", "variable_scale", "invariants"} - set(data)
+        if missing:
+            raise ValueError(f"invariant set is missing the field(s) {sorted(missing)}")
         invariants = [
             Invariant(
                 label=item["label"],

@@ -1,0 +1,474 @@
+"""Clebsch-Gordan invariants of Zernike moments (paper eq. 19-22, section II C 2, Table I)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from milad.invariants import InvariantSet, generate_zernike_invariants, invariant_counts
+from milad.invariants.reduce import jacobian_rank, linear_rank
+from milad.invariants.zernike import candidate_invariants
+from milad.moments import (
+    geometric_moment_derivatives,
+    geometric_moments,
+    zernike_indices,
+    zernike_moments,
+    zernike_transform,
+)
+
+N_MAX = 7
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+def random_points(rng, n, radius):
+    direction = rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    return direction * radius * rng.uniform(0, 1, size=(n, 1)) ** (1 / 3)
+
+
+def random_rotation(rng, proper=True):
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    return q if proper else -q @ random_rotation(rng)  # a general improper rotation
+
+
+def moments_of(positions, weights, sigmas=None, n_max=N_MAX):
+    return zernike_moments(geometric_moments(positions, weights, n_max, sigmas), n_max)
+
+
+def clebsch_gordan(j1, m1, j2, m2, J, M):
+    """<j1 m1 j2 m2 | J M> from Racah's formula, in floating point (test's own copy)."""
+    if m1 + m2 != M or not abs(j1 - j2) <= J <= j1 + j2 or abs(m1) > j1 or abs(m2) > j2 or abs(M) > J:
+        return 0.0
+    f = math.factorial
+    prefactor = Fraction(
+        (2 * J + 1) * f(J + j1 - j2) * f(J - j1 + j2) * f(j1 + j2 - J), f(j1 + j2 + J + 1)
+    ) * (f(J + M) * f(J - M) * f(j1 - m1) * f(j1 + m1) * f(j2 - m2) * f(j2 + m2))
+    total = Fraction(0)
+    for k in range(0, j1 + j2 - J + 1):
+        denominators = [k, j1 + j2 - J - k, j1 - m1 - k, j2 + m2 - k, J - j2 + m1 + k, J - j1 - m2 + k]
+        if min(denominators) < 0:
+            continue
+        total += Fraction((-1) ** k, math.prod(f(d) for d in denominators))
+    return math.sqrt(prefactor) * float(total)
+
+
+class Moments:
+    """Access c_nl^m of one moment vector by (n, l, m)."""
+
+    def __init__(self, moments, n_max=N_MAX):
+        self.values = moments
+        self.row = {tuple(map(int, r)): i for i, r in enumerate(zernike_indices(n_max))}
+
+    def __call__(self, n, l, m):
+        return self.values[self.row[(n, l, m)]]
+
+    def coupled(self, n, l1, l2, L):
+        """Eq. 19: c_n(l1, l2)_L^k for k = -L..L."""
+        return np.array([
+            sum(
+                clebsch_gordan(l1, m, l2, k - m, L, k) * self(n, l1, m) * self(n, l2, k - m)
+                for m in range(max(-l1, k - l2), min(l1, k + l2) + 1)
+            )
+            for k in range(-L, L + 1)
+        ])
+
+    def tensor(self, n, l):
+        return np.array([self(n, l, m) for m in range(-l, l + 1)])
+
+
+def contract(a, b):
+    """(1/sqrt(2L+1)) sum_k (-1)^(L-k) a^k b^(-k), the coupling to L = 0 of eq. 20-22."""
+    L = (len(a) - 1) // 2
+    return sum((-1) ** (L - k) * a[k + L] * b[L - k] for k in range(-L, L + 1)) / math.sqrt(2 * L + 1)
+
+
+def direct_invariant(label, c):
+    """Evaluate an invariant from its label with eq. 20-22 (complex value)."""
+    if m := re.fullmatch(r"c_(\d+)0", label):
+        return c(int(m[1]), 0, 0)
+    if m := re.fullmatch(r"c_(\d+)\((\d+),(\d+)\)_0", label):
+        n, l, l_again = map(int, m.groups())
+        assert l == l_again
+        # eq. 20 written out with its own CG coefficients
+        return sum(clebsch_gordan(l, k, l, -k, 0, 0) * c(n, l, k) * c(n, l, -k) for k in range(-l, l + 1))
+    if m := re.fullmatch(r"c_(\d+)\((\d+),(\d+)\)_(\d+) c_(\d+)", label):
+        n1, l1, l2, L, n2 = map(int, m.groups())
+        return contract(c.coupled(n1, l1, l2, L), c.tensor(n2, L))  # eq. 21
+    if m := re.fullmatch(r"c_(\d+)\((\d+),(\d+)\)_(\d+) c_(\d+)\((\d+),(\d+)\)_(\d+)", label):
+        n1, l1, l2, L, n2, l3, l4, L_again = map(int, m.groups())
+        assert L == L_again
+        return contract(c.coupled(n1, l1, l2, L), c.coupled(n2, l3, l4, L))  # eq. 22
+    raise AssertionError(f"unknown label {label}")
+
+
+def poly_mul(a, b):
+    out = {}
+    for ka, va in a.items():
+        for kb, vb in b.items():
+            key = tuple(sorted(ka + kb))
+            out[key] = out.get(key, 0) + va * vb
+    return {k: v for k, v in out.items() if v}
+
+
+def random_environment(rng, n_atoms=8, radius=0.9):
+    return random_points(rng, n_atoms, radius), rng.uniform(0.5, 2.0, n_atoms)
+
+
+# ----------------------------------------------------------------------------------------
+# Table I and set sizes
+# ----------------------------------------------------------------------------------------
+TABLE_I_ALGEBRAIC = {2: 3, 3: 13, 4: 28, 5: 49, 6: 77, 7: 113}
+
+
+@pytest.mark.parametrize(
+    "l_max",
+    [2, 3, 4, 5, 6, pytest.param(7, marks=pytest.mark.slow)],
+)
+def test_table_one_algebraically_independent_counts(l_max):
+    counts = invariant_counts(l_max)
+    assert counts["l_max"] == l_max
+    assert counts["algebraically_independent"] == TABLE_I_ALGEBRAIC[l_max]
+    assert counts["algebraically_independent"] <= counts["linearly_independent"] <= counts["all"]
+
+
+def test_generated_set_sizes(zernike_set_7, zernike_set_7_n2):
+    assert len(zernike_set_7) == 117
+    assert len(zernike_set_7_n2) == 113
+    for inv, n_min in [(zernike_set_7, 0), (zernike_set_7_n2, 2)]:
+        assert inv.kind == "zernike"
+        assert inv.max_order == 7
+        assert inv.n_moments == 120
+        assert inv.metadata["complete"] is True
+        assert inv.metadata["min_order"] == n_min
+        assert len(set(inv.labels)) == len(inv)
+        assert set(inv.degrees.tolist()) <= {1, 2, 3, 4}
+        assert sum(inv.counts_by_degree().values()) == len(inv)
+    # the n_min = 2 set never touches the n = 0 and n = 1 moments
+    used = {k for poly in zernike_set_7_n2.exact_polynomials() for mono in poly for k in mono}
+    assert min(zernike_indices(7)[sorted(used), 0]) >= 2
+    # n_max = 7 with the n = 0, 1 moments: 120 moments - 3 rotations
+    assert len(zernike_set_7) == zernike_set_7.n_moments - 3
+
+
+# ----------------------------------------------------------------------------------------
+# values, reality, invariance
+# ----------------------------------------------------------------------------------------
+def test_clebsch_gordan_helper_is_correct():
+    """Sanity of the test's own CG: closed forms and orthonormality."""
+    assert clebsch_gordan(1, 0, 1, 0, 0, 0) == pytest.approx(-1 / math.sqrt(3))
+    assert clebsch_gordan(1, 0, 1, 0, 2, 0) == pytest.approx(math.sqrt(2 / 3))
+    assert clebsch_gordan(1, 1, 1, 0, 2, 1) == pytest.approx(1 / math.sqrt(2))
+    assert clebsch_gordan(1, 1, 1, -1, 1, 0) == pytest.approx(1 / math.sqrt(2))
+    assert clebsch_gordan(1, 0, 1, 0, 1, 0) == pytest.approx(0, abs=1e-15)
+    assert clebsch_gordan(2, 0, 2, 0, 2, 0) == pytest.approx(-math.sqrt(2 / 7))
+    for l in range(6):
+        for m in range(-l, l + 1):
+            assert clebsch_gordan(l, m, l, -m, 0, 0) == pytest.approx((-1) ** (l - m) / math.sqrt(2 * l + 1))
+    for j1, j2 in [(2, 3), (3, 3), (4, 2)]:
+        rows = [(J, M) for J in range(abs(j1 - j2), j1 + j2 + 1) for M in range(-J, J + 1)]
+        cols = [(m1, m2) for m1 in range(-j1, j1 + 1) for m2 in range(-j2, j2 + 1)]
+        u = np.array([[clebsch_gordan(j1, m1, j2, m2, J, M) for m1, m2 in cols] for J, M in rows])
+        np.testing.assert_allclose(u @ u.T, np.eye(len(rows)), atol=1e-13)
+
+
+def test_invariants_equal_equations_20_to_22(rng, zernike_set_7):
+    positions, weights = random_environment(rng)
+    moments = moments_of(positions, weights)
+    values = zernike_set_7.evaluate(moments)
+    c = Moments(moments)
+    direct = np.array([direct_invariant(label, c) for label in zernike_set_7.labels])
+    # eq. 20-22 evaluated on a real density are real
+    assert np.abs(direct.imag).max() < 1e-13 * np.abs(direct).max()
+    degrees = zernike_set_7.degrees
+    for nu in (1, 2, 3, 4):
+        sel = degrees == nu
+        assert sel.any()
+        np.testing.assert_allclose(values[sel], direct.real[sel], rtol=1e-11, atol=1e-14, err_msg=f"nu={nu}")
+
+
+def test_candidates_have_even_parity_and_are_real(rng):
+    """Module rule: only even sum(l) invariants are generated, so every candidate is real."""
+    n_max = 5
+    candidates = candidate_invariants(n_max, 0)
+    assert len(candidates) > 100
+    c = Moments(moments_of(*random_environment(rng), n_max=n_max), n_max)
+    values = []
+    for candidate in candidates:
+        assert candidate["terms"], candidate["label"]
+        label = candidate["label"]
+        ls = [int(x) for pair in re.findall(r"\((\d+),(\d+)\)", label) for x in pair]
+        if candidate["degree"] == 3:
+            ls.append(int(re.search(r"\)_(\d+) c_", label)[1]))
+        assert sum(ls) % 2 == 0, label
+        assert candidate["degree"] == label.count("c_") + label.count(",")
+        values.append(direct_invariant(label, c))
+    values = np.array(values)
+    assert np.abs(values.imag).max() < 1e-13 * np.abs(values).max()
+    # sorted by the highest moment order used, then by correlation order
+    keys = [(cand["order"], cand["degree"]) for cand in candidates]
+    assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("gaussian", [False, True], ids=["delta", "gaussian"])
+def test_invariants_are_real_for_real_densities(rng, zernike_set_7, gaussian):
+    from milad.invariants.polynomial import _evaluate
+
+    inv = zernike_set_7
+    positions, weights = random_environment(rng)
+    sigmas = rng.uniform(0.05, 0.2, len(weights)) if gaussian else None
+    moments = moments_of(positions, weights, sigmas)
+    ext, _ = inv._extended(moments)
+    complex_values = _evaluate(ext, inv._factors, inv._coefficients, inv._owner, len(inv))[0]
+    assert np.iscomplexobj(complex_values)
+    assert np.abs(complex_values.imag).max() < 1e-13 * np.abs(complex_values).max()
+    np.testing.assert_array_equal(inv.evaluate(moments), complex_values.real)
+
+
+@pytest.mark.parametrize("set_name", ["zernike_set_7", "zernike_set_7_n2"])
+@pytest.mark.parametrize("gaussian", [False, True], ids=["delta", "gaussian"])
+def test_invariance_under_rotations_reflections_permutations(rng, request, set_name, gaussian):
+    inv = request.getfixturevalue(set_name)
+    for _ in range(3):
+        positions, weights = random_environment(rng, 7, 0.7 if gaussian else 0.95)
+        sigmas = rng.uniform(0.05, 0.15, len(weights)) if gaussian else None
+        reference = inv.evaluate(moments_of(positions, weights, sigmas))
+        tolerance = 1e-10 * np.linalg.norm(reference)
+        for proper in (True, False):
+            rotation = random_rotation(rng, proper)
+            assert np.linalg.det(rotation) == pytest.approx(1.0 if proper else -1.0)
+            rotated = inv.evaluate(moments_of(positions @ rotation.T, weights, sigmas))
+            np.testing.assert_allclose(rotated, reference, rtol=0, atol=tolerance)
+        mirror = positions * np.array([1.0, -1.0, 1.0])
+        np.testing.assert_allclose(inv.evaluate(moments_of(mirror, weights, sigmas)), reference, rtol=0, atol=tolerance)
+        order = rng.permutation(len(weights))
+        permuted = inv.evaluate(
+            moments_of(positions[order], weights[order], None if sigmas is None else sigmas[order])
+        )
+        np.testing.assert_allclose(permuted, reference, rtol=0, atol=tolerance)
+        # ... but the fingerprint does see a change of the structure
+        moved = positions.copy()
+        moved[0] *= 0.9
+        changed = inv.evaluate(moments_of(moved, weights, sigmas))
+        assert np.linalg.norm(changed - reference) > 1e-4 * np.linalg.norm(reference)
+
+
+def test_evaluate_shapes_and_bad_input(rng, zernike_set_7):
+    moments = np.stack([moments_of(*random_environment(rng)) for _ in range(6)]).reshape(2, 3, 120)
+    values = zernike_set_7.evaluate(moments)
+    assert values.shape == (2, 3, 117)
+    assert values.dtype == float
+    np.testing.assert_allclose(values[1, 2], zernike_set_7.evaluate(moments[1, 2]), rtol=1e-14)
+    assert zernike_set_7.jacobian(moments).shape == (2, 3, 117, 120)
+    with pytest.raises(ValueError, match="needs 120 moments"):
+        zernike_set_7.evaluate(np.zeros(119, complex))
+    with pytest.raises(ValueError, match="needs 120 moments"):
+        zernike_set_7.jacobian(np.zeros((2, 121), complex))
+
+
+# ----------------------------------------------------------------------------------------
+# derivatives
+# ----------------------------------------------------------------------------------------
+def test_jacobian_matches_finite_differences_of_moments(rng, zernike_set_7):
+    """evaluate() returns Re P(c) for holomorphic P: dRe P/dRe c = Re P', dRe P/dIm c = -Im P'."""
+    inv = zernike_set_7
+    moments = 0.5 * (rng.normal(size=120) + 1j * rng.normal(size=120))  # generic, not real-density
+    jac = inv.jacobian(moments)
+    assert jac.shape == (117, 120)
+    h = 1e-6
+    eye = np.eye(120)
+    perturbed = np.concatenate(
+        [moments + h * eye, moments - h * eye, moments + 1j * h * eye, moments - 1j * h * eye]
+    )
+    values = inv.evaluate(perturbed).reshape(4, 120, 117)
+    d_real = (values[0] - values[1]).T / (2 * h)
+    d_imag = (values[2] - values[3]).T / (2 * h)
+    scale = np.abs(jac).max()
+    np.testing.assert_allclose(d_real, jac.real, rtol=0, atol=1e-7 * scale)
+    np.testing.assert_allclose(d_imag, -jac.imag, rtol=0, atol=1e-7 * scale)
+
+
+@pytest.mark.parametrize("gaussian", [False, True], ids=["delta", "gaussian"])
+def test_fingerprint_derivatives_through_positions_and_weights(rng, zernike_set_7, gaussian):
+    """Phi(r, w) = evaluate(T @ m(r, w)) against Re(J @ T @ dm) with dm from the moments module."""
+    inv = zernike_set_7
+    positions, weights = random_environment(rng, 5, 0.9)
+    sigmas = rng.uniform(0.05, 0.2, 5) if gaussian else None
+
+    def phi(p, w):
+        return inv.evaluate(moments_of(p, w, sigmas))
+
+    d_pos, d_w = geometric_moment_derivatives(positions, weights, N_MAX, sigmas)
+    transform = zernike_transform(N_MAX)
+    jac = inv.jacobian(moments_of(positions, weights, sigmas))
+    analytic_pos = np.einsum("iz,zg,gna->ina", jac, transform, d_pos).real  # (117, N, 3)
+    analytic_w = (jac @ transform @ d_w).real  # (117, N)
+
+    h = 1e-6
+    numeric_pos = np.zeros_like(analytic_pos)
+    for n in range(len(weights)):
+        for a in range(3):
+            plus, minus = positions.copy(), positions.copy()
+            plus[n, a] += h
+            minus[n, a] -= h
+            numeric_pos[:, n, a] = (phi(plus, weights) - phi(minus, weights)) / (2 * h)
+    numeric_w = np.zeros_like(analytic_w)
+    for n in range(len(weights)):
+        plus, minus = weights.copy(), weights.copy()
+        plus[n] += h
+        minus[n] -= h
+        numeric_w[:, n] = (phi(positions, plus) - phi(positions, minus)) / (2 * h)
+    np.testing.assert_allclose(analytic_pos, numeric_pos, rtol=0, atol=1e-7 * np.abs(analytic_pos).max())
+    np.testing.assert_allclose(analytic_w, numeric_w, rtol=0, atol=1e-7 * np.abs(analytic_w).max())
+
+
+# ----------------------------------------------------------------------------------------
+# exact ranks
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("set_name", ["zernike_set_7", "zernike_set_7_n2"])
+def test_exact_jacobian_rank_is_full_at_fresh_points(request, set_name):
+    inv = request.getfixturevalue(set_name)
+    polys = inv.exact_polynomials()
+    for seed in (9001, 424242):
+        assert jacobian_rank(polys, inv.n_moments, seed=seed) == len(inv)
+
+
+def test_dependent_invariants_do_not_raise_the_rank(zernike_set_7):
+    inv = zernike_set_7
+    polys = inv.exact_polynomials()
+    n_vars, full = inv.n_moments, len(inv)
+    square = poly_mul(polys[5], polys[5])
+    product = poly_mul(polys[10], polys[40])
+    mixed = {k: 3 * v for k, v in poly_mul(polys[2], polys[80]).items()}
+    for k, v in polys[7].items():
+        mixed[k] = mixed.get(k, 0) - Fraction(1, 2) * v
+    for extra in (square, product, mixed):
+        assert jacobian_rank(polys + [extra], n_vars, seed=77) == full
+    # the check can fail: dropping one lowers the rank, a non-invariant raises it
+    assert jacobian_rank(polys[:-1], n_vars, seed=77) == full - 1
+    assert jacobian_rank(polys + [{(60,): Fraction(1)}], n_vars, seed=77) == full + 1
+    # a dependent set replacing an invariant by its square keeps the rank too
+    assert jacobian_rank(polys[:5] + [square] + polys[6:], n_vars, seed=78) == full
+
+
+def test_linear_rank():
+    p = {(0, 1): Fraction(1), (2, 2, 3): Fraction(-3, 7)}
+    q = {(1,): Fraction(5), (0, 1): Fraction(2)}
+    assert linear_rank([p, {k: 2 * v for k, v in p.items()}, q]) == 2
+    assert linear_rank([p, q]) == 2
+    assert linear_rank([p, q, {k: p.get(k, 0) + q.get(k, 0) for k in set(p) | set(q)}]) == 2
+    assert linear_rank([p, q, {(4,): Fraction(1)}]) == 3
+
+
+# ----------------------------------------------------------------------------------------
+# persistence
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["set.json", "set.json.gz"])
+def test_save_load_round_trip(tmp_path, rng, zernike_set_7, name):
+    path = tmp_path / name
+    zernike_set_7.save(path)
+    if name.endswith(".gz"):
+        with gzip.open(path, "rt") as handle:
+            assert json.load(handle)["format"] == "milad-invariants"
+    loaded = InvariantSet.load(path)
+    assert loaded.labels == zernike_set_7.labels
+    assert loaded.exact_polynomials() == zernike_set_7.exact_polynomials()
+    assert loaded.metadata == zernike_set_7.metadata
+    np.testing.assert_array_equal(loaded.moments, zernike_set_7.moments)
+    np.testing.assert_array_equal(loaded.variable_scale, zernike_set_7.variable_scale)
+    moments = np.stack([moments_of(*random_environment(rng)) for _ in range(4)])
+    np.testing.assert_array_equal(loaded.evaluate(moments), zernike_set_7.evaluate(moments))
+    np.testing.assert_array_equal(loaded.jacobian(moments), zernike_set_7.jacobian(moments))
+    # str paths work too
+    assert len(InvariantSet.load(str(path))) == len(zernike_set_7)
+
+
+def test_load_truncated_gzip_raises_value_error(tmp_path, zernike_set_7):
+    path = tmp_path / "set.json.gz"
+    zernike_set_7.save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        InvariantSet.load(path)
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        InvariantSet.load(path)
+
+
+def test_load_truncated_json_raises_value_error(tmp_path, zernike_set_7):
+    path = tmp_path / "set.json"
+    zernike_set_7.save(path)
+    text = path.read_text()
+    path.write_text(text[: len(text) // 3])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        InvariantSet.load(path)
+
+
+def test_load_wrong_format_or_version_raises_value_error(tmp_path, zernike_set_7):
+    data = zernike_set_7.to_dict()
+    wrong_format = dict(data, format="something-else")
+    path = tmp_path / "format.json"
+    path.write_text(json.dumps(wrong_format))
+    with pytest.raises(ValueError, match="not a milad invariant set"):
+        InvariantSet.load(path)
+    del wrong_format["format"]
+    path.write_text(json.dumps(wrong_format))
+    with pytest.raises(ValueError, match="not a milad invariant set"):
+        InvariantSet.load(path)
+    wrong_version = dict(data, format_version=999)
+    path = tmp_path / "version.json.gz"
+    with gzip.open(path, "wt") as handle:
+        json.dump(wrong_version, handle)
+    with pytest.raises(ValueError, match="version 999"):
+        InvariantSet.load(path)
+
+
+def test_load_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        InvariantSet.load(tmp_path / "missing.json.gz")
+
+
+# ----------------------------------------------------------------------------------------
+# Pozdnyakov et al., PRL 125, 166001 (2020): nu = 3 degenerate, nu = 4 not
+# ----------------------------------------------------------------------------------------
+def pozdnyakov_environment(sign):
+    angles = np.radians([0.0, -87.0, 176.0])
+    group = 0.3 * np.stack([np.sin(angles), np.zeros(3), np.cos(angles)], axis=1)
+    a = np.radians(86.0)
+    about_y = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    return np.vstack([
+        [0.0, 0.0, 0.0],
+        [0.0, sign * 0.8, 0.0],
+        group + [0.0, 0.4, 0.0],
+        group @ about_y.T - [0.0, 0.4, 0.0],
+    ])
+
+
+def test_pozdnyakov_pair_is_separated_only_by_nu_4(zernike_set_7):
+    inv = zernike_set_7
+    plus, minus = pozdnyakov_environment(+1), pozdnyakov_environment(-1)
+    assert np.all(np.linalg.norm(plus, axis=1) < 1) and np.all(np.linalg.norm(minus, axis=1) < 1)
+    # the construction is degenerate in the pair distances (2-body) already
+    def distances(p):
+        return np.sort(np.linalg.norm(p[:, None] - p[None], axis=-1).ravel())
+
+    np.testing.assert_allclose(distances(plus), distances(minus), rtol=0, atol=1e-14)
+    assert np.abs(plus - minus).max() == pytest.approx(1.6)
+    weights = np.ones(len(plus))
+    a = inv.evaluate(moments_of(plus, weights))
+    b = inv.evaluate(moments_of(minus, weights))
+    low = inv.degrees <= 3
+    np.testing.assert_allclose(a[low], b[low], rtol=0, atol=1e-12)
+    difference = np.abs(a - b)[inv.degrees == 4]
+    assert difference.max() > 1e-6
+    assert np.sum(difference > 1e-6) >= 2

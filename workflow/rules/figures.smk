@@ -1,0 +1,28 @@
+# Figures of the paper. The environments and the plotting live in milad.plots.
+
+
+rule fig_completeness:
+    """Paper Fig. 1 (section II E): Phi_B - Phi_B' for the Pozdnyakov et al. pair."""
+    input:
+        invariants=f"results/invariants/zernike_nmax{config['completeness_n_max']}.json.gz",
+        # only plot with a set that was checked against the shipped one
+        checked=f"results/invariants/zernike_nmax{config['completeness_n_max']}.comparison.json",
+    output:
+        pdf="results/figures/fig_completeness.pdf",
+        png="results/figures/fig_completeness.png",
+        csv="results/figures/fig_completeness.csv",
+    log:
+        "results/logs/fig_completeness.log",
+    benchmark:
+        "results/benchmarks/fig_completeness.tsv"
+    params:
+        n_max=config["completeness_n_max"],
+        tolerance=config["completeness_tolerance"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/milad.yaml"
+    script:
+        "../scripts/fig_completeness.py"

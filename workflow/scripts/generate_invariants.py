@@ -1,0 +1,25 @@
+"""Snakemake script: regenerate the Zernike invariant set of one order (rule generate_invariants)."""
+
+import sys
+import time
+from pathlib import Path
+
+# milad from this checkout, also inside a conda environment that only holds its dependencies
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+
+from milad.invariants import generate_zernike_invariants  # noqa: E402
+
+n_max = int(snakemake.wildcards.n_max)  # noqa: F821
+seed = int(snakemake.params.seed)  # noqa: F821
+start = time.perf_counter()
+invariant_set = generate_zernike_invariants(n_max, n_min=0, seed=seed)
+print(f"n_max={n_max} seed={seed}: {len(invariant_set)} invariants, "
+      f"by correlation order {invariant_set.counts_by_degree()}, "
+      f"metadata {invariant_set.metadata}, {time.perf_counter() - start:.1f} s")
+if not invariant_set.metadata.get("complete"):
+    raise RuntimeError(
+        f"the generated set for n_max={n_max} has {len(invariant_set)} invariants, not "
+        f"(number of moments) - 3 = {invariant_set.metadata.get('moments_used', 0) - 3}"
+    )
+invariant_set.save(snakemake.output[0])  # noqa: F821
