@@ -22,6 +22,7 @@ from pathlib import Path
 import miniball
 import numba
 import numpy as np
+import scipy.sparse
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
@@ -34,9 +35,7 @@ from .moments import (
     zernike_transform,
 )
 
-__all__ = ["Descriptor", "LocalFingerprints", "centre_on_miniball"]
-
-_CHUNK = 256  # environments per Jacobian block: bounds memory at ~60 MB for n_max = 7
+__all__ = ["Descriptor", "LocalFingerprints", "centre_on_miniball", "neighbor_pairs"]
 
 
 @dataclass
@@ -92,6 +91,73 @@ def _contract_pairs(gradients_t, segments, pair_jacobians):
                     for i in range(n_inv):
                         out[p, c, i] += g[k, i] * a
     return out
+
+
+@numba.njit(cache=True)
+def _image_pairs(positions, shifts, cutoff, fill, centers, neighbors, vectors):
+    """Pairs (i, j, image) closer than ``cutoff``; counts them, or fills the arrays if ``fill``."""
+    n = positions.shape[0]
+    cutoff2 = cutoff * cutoff
+    count = 0
+    for s in range(shifts.shape[0]):
+        sx, sy, sz = shifts[s, 0], shifts[s, 1], shifts[s, 2]
+        zero_shift = sx == 0.0 and sy == 0.0 and sz == 0.0
+        for i in range(n):
+            for j in range(n):
+                if zero_shift and i == j:
+                    continue
+                dx = positions[j, 0] + sx - positions[i, 0]
+                dy = positions[j, 1] + sy - positions[i, 1]
+                dz = positions[j, 2] + sz - positions[i, 2]
+                if dx * dx + dy * dy + dz * dz < cutoff2:
+                    if fill:
+                        centers[count] = i
+                        neighbors[count] = j
+                        vectors[count, 0] = dx
+                        vectors[count, 1] = dy
+                        vectors[count, 2] = dz
+                    count += 1
+    return count
+
+
+_DIRECT_SEARCH_LIMIT = 20_000_000  # atom pairs x images above which ASE's binned search wins
+
+
+def neighbor_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centers, neighbors, vectors) of every pair closer than ``cutoff``, periodic images included.
+
+    ``vectors[p] = r[neighbors[p]] + image shift - r[centers[p]]``; an atom is not its own
+    neighbour unless through a periodic image. Small cells use a direct numba search over the
+    needed images; large ones ASE's binned neighbour list. Pairs come sorted by centre.
+    """
+    positions = np.asarray(atoms.positions, dtype=float)
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    cell = atoms.cell.array
+    if pbc.any() and abs(np.linalg.det(cell)) < 1e-12:
+        raise ValueError("a periodic structure needs a cell of non-zero volume")
+    if pbc.any():
+        inverse = np.linalg.inv(cell)
+        fractional = positions @ inverse
+        fractional[:, pbc] %= 1.0
+        positions = fractional @ cell
+        spacing = 1.0 / np.linalg.norm(inverse, axis=0)  # distances between lattice planes
+        reps = [int(np.ceil(cutoff / spacing[a])) if pbc[a] else 0 for a in range(3)]
+        grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reps], indexing="ij"), -1)
+        shifts = grid.reshape(-1, 3) @ cell
+    else:
+        shifts = np.zeros((1, 3))
+    if len(positions) ** 2 * len(shifts) > _DIRECT_SEARCH_LIMIT:
+        centers, neighbors, vectors = neighbor_list("ijD", atoms, cutoff)
+        keep = np.einsum("ij,ij->i", vectors, vectors) < cutoff * cutoff
+        return centers[keep], neighbors[keep], vectors[keep]
+    shifts = np.ascontiguousarray(shifts)
+    empty_i, empty_v = np.zeros(0, np.int64), np.zeros((0, 3))
+    count = _image_pairs(positions, shifts, cutoff, False, empty_i, empty_i, empty_v)
+    centers, neighbors = np.empty(count, np.int64), np.empty(count, np.int64)
+    vectors = np.empty((count, 3))
+    _image_pairs(positions, shifts, cutoff, True, centers, neighbors, vectors)
+    order = np.argsort(centers, kind="stable")
+    return centers[order], neighbors[order], vectors[order]
 
 
 def centre_on_miniball(positions: np.ndarray) -> tuple[np.ndarray, float]:
@@ -155,6 +221,7 @@ class Descriptor:
         # real and imaginary parts as contiguous float matrices: plain BLAS products
         self._transform_real = np.ascontiguousarray(transform.real)
         self._transform_imag = np.ascontiguousarray(transform.imag)
+        self._transform_sparse = scipy.sparse.csr_array(transform)  # ~11% non-zero
         self._n_geometric = len(geometric_indices(self.n_max))
 
     def __repr__(self) -> str:
@@ -217,13 +284,7 @@ class Descriptor:
 
     def _moment_gradients(self, geometric: np.ndarray) -> np.ndarray:
         """d Phi / d m_stu for every environment, real (n_env, n_inv, K_geometric)."""
-        out = np.empty((len(geometric), len(self), self._n_geometric))
-        for start in range(0, len(geometric), _CHUNK):
-            jacobian = self.invariants.jacobian(self._zernike(geometric[start : start + _CHUNK]))
-            flat = jacobian.reshape(-1, jacobian.shape[-1])
-            real_part = flat.real @ self._transform_real - flat.imag @ self._transform_imag
-            out[start : start + _CHUNK] = real_part.reshape(len(jacobian), len(self), -1)
-        return out
+        return self.invariants.chained_jacobian(self._zernike(geometric), self._transform_sparse)
 
     # ------------------------------------------------------------------ single environments
     def environment(self, positions, weights=None, sigmas=None) -> np.ndarray:
@@ -310,12 +371,8 @@ class Descriptor:
     # ------------------------------------------------------------------ atom-centred
     def _pairs(self, atoms: Atoms):
         check_finite(atoms.positions, "positions")
-        centers, neighbors, vectors = neighbor_list("ijD", atoms, self.cutoff)
+        centers, neighbors, vectors = neighbor_pairs(atoms, self.cutoff)
         distances = np.linalg.norm(vectors, axis=1)
-        keep = distances < self.cutoff  # the cutoff function vanishes on the sphere
-        centers, neighbors, vectors, distances = (
-            centers[keep], neighbors[keep], vectors[keep], distances[keep]
-        )
         symbols = np.array(atoms.get_chemical_symbols())[neighbors]
         widths = self._scaled_widths(self.widths_of(symbols), len(symbols))
         smooth, smooth_derivative = cosine_cutoff(distances, self.cutoff)

@@ -233,3 +233,24 @@ def test_per_species_gaussian_widths():
         per_species.molecule(molecule("NH3"))
     with pytest.raises(ValueError, match="per-atom sigmas"):
         per_species.environment(positions)
+
+
+@pytest.mark.parametrize("pbc", [(True, True, True), (True, False, True), (False, False, False)])
+def test_neighbor_pairs_match_ase(pbc, monkeypatch):
+    from ase.neighborlist import neighbor_list
+
+    import milad.descriptor as descriptor_module
+
+    atoms = bulk("Cu", "fcc", a=3.6) * (2, 2, 1)
+    atoms.rattle(0.2, seed=4)
+    atoms.positions += [0.0, 0.0, 9.0]  # outside the cell along z: must be wrapped
+    atoms.pbc = pbc
+    atoms.cell[1] *= 1.5  # not cubic
+
+    def as_set(i, j, d):
+        return sorted((int(a), int(b), *np.round(v, 9)) for a, b, v in zip(i, j, d))
+
+    expected = as_set(*neighbor_list("ijD", atoms, 4.0))
+    assert as_set(*descriptor_module.neighbor_pairs(atoms, 4.0)) == expected
+    monkeypatch.setattr(descriptor_module, "_DIRECT_SEARCH_LIMIT", 0)  # force the ASE path
+    assert as_set(*descriptor_module.neighbor_pairs(atoms, 4.0)) == expected

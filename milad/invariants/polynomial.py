@@ -66,6 +66,30 @@ def _jacobian(moments, factors, coefficients, owner, n_invariants):
     return out[:, :, : n_ext - 1]
 
 
+@numba.njit(cache=True)
+def _chained_jacobian(moments, factors, coefficients, owner, n_invariants, indptr, indices, data, n_out):
+    """Re(dI/dmoments @ C) for a sparse CSR chain matrix C (K, n_out): real (B, n_inv, n_out)."""
+    n_batch, n_ext = moments.shape
+    n_moments = n_ext - 1
+    degree = factors.shape[1]
+    out = np.zeros((n_batch, n_invariants, n_out))
+    for b in range(n_batch):
+        row = moments[b]
+        for t in range(factors.shape[0]):
+            target = out[b, owner[t]]
+            for j in range(degree):
+                alpha = factors[t, j]
+                if alpha >= n_moments:
+                    continue  # padding: the constant 1
+                value = row[n_moments] * coefficients[t]
+                for k in range(degree):
+                    if k != j:
+                        value *= row[factors[t, k]]
+                for q in range(indptr[alpha], indptr[alpha + 1]):
+                    target[indices[q]] += (value * data[q]).real
+    return out
+
+
 @dataclass
 class InvariantSet:
     """An ordered set of polynomial invariants of a moment vector.
@@ -159,6 +183,23 @@ class InvariantSet:
         ext, lead = self._extended(moments)
         values = _jacobian(ext, self._factors, self._coefficients, self._owner, len(self))
         return values.reshape(*lead, len(self), self.n_moments)
+
+    def chained_jacobian(self, moments: np.ndarray, chain) -> np.ndarray:
+        """``Re(jacobian(moments) @ chain)`` without forming the dense Jacobian.
+
+        chain: a ``scipy.sparse`` matrix (K, P), e.g. the Zernike transform taking geometric
+        moments to Zernike moments, so the result is d Phi / d m (..., n_invariants, P).
+        """
+        ext, lead = self._extended(moments)
+        chain = chain.tocsr()
+        if chain.shape[0] != self.n_moments:
+            raise ValueError(f"chain matrix needs {self.n_moments} rows, got {chain.shape[0]}")
+        data = chain.data.astype(ext.dtype)
+        values = _chained_jacobian(
+            ext, self._factors, self._coefficients, self._owner, len(self),
+            chain.indptr.astype(np.int64), chain.indices.astype(np.int64), data, chain.shape[1],
+        )
+        return values.reshape(*lead, len(self), chain.shape[1])
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
