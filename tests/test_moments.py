@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy.special import eval_jacobi, sph_harm_y
 
+from geometry import random_points, random_rotation
 from milad.moments import (
     geometric_indices,
     geometric_moment_derivatives,
@@ -28,21 +29,6 @@ from milad.moments import (
 # ----------------------------------------------------------------------------------------
 # independent helpers
 # ----------------------------------------------------------------------------------------
-def random_points(rng, n, radius):
-    """n points uniformly distributed in the ball of the given radius."""
-    direction = rng.normal(size=(n, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    return direction * radius * rng.uniform(0, 1, size=(n, 1)) ** (1 / 3)
-
-
-def random_rotation(rng, proper=True):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q if proper else -q
-
-
 def direct_geometric_moments(positions, weights, max_order):
     """Eq. 5, summed term by term in plain Python."""
     out = []

@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from geometry import random_points, random_rotation
 from milad.invariants import InvariantSet, generate_zernike_invariants, invariant_counts
 from milad.invariants.reduce import jacobian_rank, linear_rank
 from milad.invariants.zernike import candidate_invariants
@@ -28,20 +29,6 @@ N_MAX = 7
 # ----------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------
-def random_points(rng, n, radius):
-    direction = rng.normal(size=(n, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    return direction * radius * rng.uniform(0, 1, size=(n, 1)) ** (1 / 3)
-
-
-def random_rotation(rng, proper=True):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q if proper else -q @ random_rotation(rng)  # a general improper rotation
-
-
 def moments_of(positions, weights, sigmas=None, n_max=N_MAX):
     return zernike_moments(geometric_moments(positions, weights, n_max, sigmas), n_max)
 
