@@ -22,6 +22,9 @@ __all__ = [
     "completeness_summary",
     "plot_completeness",
     "DEGREE_COLOURS",
+    "planar_frame",
+    "reconstruction_slices",
+    "plot_reconstructions",
 ]
 
 #: colour of each correlation order in the figures (colour-blind safe, Okabe-Ito)
@@ -163,6 +166,92 @@ def plot_completeness(table, paths: Iterable[str | Path] = (), tolerance: float 
     bottom.set_ylim(floor / 3, max(1.0, float(np.abs(difference).max()) * 3))
     bottom.set_ylabel(r"$|\Phi_B - \Phi_{B'}|$")
     bottom.set_xlabel("invariant index (ordered by moment order, correlation order, terms)")
+    fig.tight_layout()
+    for path in paths:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------
+# Fig. 2: a molecule reconstructed from Zernike moments of increasing order
+# ----------------------------------------------------------------------------------------
+#: the paper's Fig. 2 weights: H 1.125, C 2.375, N 3.625, O 4.875 (bins of [0.5, 5.5])
+FIG2_SPECIES = ("H", "C", "N", "O")
+FIG2_WEIGHT_RANGE = (0.5, 5.5)
+
+
+def planar_frame(positions: np.ndarray) -> np.ndarray:
+    """Rotation whose rows are the principal axes: ``positions @ R.T`` puts the plane of
+    largest spread at z = 0 (exactly the molecular plane for a planar molecule)."""
+    centred = positions - positions.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred)
+    if np.linalg.det(axes) < 0:
+        axes[2] *= -1
+    return axes
+
+
+def reconstruction_slices(atoms, orders: Iterable[int], cutoff: float = 5.0,
+                          species=None, n_grid: int = 161):
+    """Eq. 14 reconstructions of a molecule in its own plane for each maximum order N.
+
+    The molecule is centred on its smallest enclosing sphere, rotated so its principal plane
+    is z = 0 and scaled by ``cutoff`` into the unit sphere; the moments of its weighted delta
+    density (``species``: a ``SpeciesMap``, default the paper's Fig. 2 weights) are computed
+    to order N and the density is evaluated on an ``n_grid`` x ``n_grid`` grid of that plane.
+
+    Returns ``(axis, slices, plane_positions, weights)``: grid coordinates (unit-sphere units),
+    ``{N: density (n_grid, n_grid) indexed [y, x]}``, the in-plane atom positions (n_atoms, 3)
+    and the weights used.
+    """
+    from .descriptor import centre_on_miniball
+    from .features import SpeciesMap
+    from .moments import geometric_moments, reconstruct, zernike_moments
+
+    species = species or SpeciesMap(FIG2_SPECIES, FIG2_WEIGHT_RANGE)
+    centred, radius = centre_on_miniball(atoms.positions)
+    if radius > cutoff:
+        raise ValueError(f"molecule radius {radius:.3f} A exceeds the cutoff {cutoff} A")
+    plane = centred @ planar_frame(centred).T / cutoff
+    weights = species.weights_of(atoms.get_chemical_symbols())
+    axis = np.linspace(-1.0, 1.0, n_grid)
+    xx, yy = np.meshgrid(axis, axis)  # [y, x]
+    grid = np.stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)], axis=1)
+    slices = {}
+    for order in orders:
+        moments = zernike_moments(geometric_moments(plane, weights, order), order)
+        slices[int(order)] = reconstruct(moments, order, grid).reshape(xx.shape)
+    return axis, slices, plane, weights
+
+
+def plot_reconstructions(axis, slices, plane_positions, weights, paths: Iterable[str | Path] = (),
+                         title: str = ""):
+    """Contour panels of ``reconstruction_slices`` output, one per order (paper Fig. 2)."""
+    import matplotlib.pyplot as plt
+
+    orders = sorted(slices)
+    columns = min(4, len(orders))
+    rows = int(np.ceil(len(orders) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows), squeeze=False)
+    extent = 1.0
+    for panel, order in zip(axes.flat, orders):
+        # fractional colour scale: each panel from 5% to 100% of its own maximum
+        levels = np.linspace(0.05, 1.0, 12) * float(np.max(slices[order]))
+        panel.contourf(axis, axis, slices[order], levels=levels, cmap="viridis", extend="max")
+        panel.scatter(plane_positions[:, 0], plane_positions[:, 1], s=12 * np.asarray(weights),
+                      facecolors="none", edgecolors="white", linewidths=0.8)
+        panel.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.5", lw=0.6))
+        panel.set_title(f"N = {order}", fontsize=9)
+        panel.set_xlim(-extent, extent)
+        panel.set_ylim(-extent, extent)
+        panel.set_aspect("equal")
+        panel.set_xticks([])
+        panel.set_yticks([])
+    for panel in list(axes.flat)[len(orders):]:
+        panel.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     for path in paths:
         path = Path(path)

@@ -76,3 +76,25 @@ def test_plot_writes_pdf_and_png(table, tmp_path):
     plt.close(figure)
     assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
+
+def test_reconstruction_slices_sharpen_on_the_heaviest_atom(tmp_path):
+    from ase.build import molecule
+
+    from milad.plots import planar_frame, plot_reconstructions, reconstruction_slices
+
+    formaldehyde = molecule("H2CO")
+    formaldehyde.rotate(37, (1, 2, 3))
+    rotated = formaldehyde.positions @ planar_frame(formaldehyde.positions).T
+    np.testing.assert_allclose(rotated[:, 2] - rotated[:, 2].mean(), 0.0, atol=1e-12)
+
+    axis, slices, plane, weights = reconstruction_slices(formaldehyde, [3, 11], cutoff=2.5, n_grid=101)
+    oxygen = plane[np.argmax(weights)]
+    errors = {}
+    for order, density in slices.items():
+        iy, ix = np.unravel_index(np.argmax(density), density.shape)
+        errors[order] = np.hypot(axis[ix] - oxygen[0], axis[iy] - oxygen[1])
+    assert errors[11] < 0.05 < errors[3]  # higher order resolves the heaviest atom
+    paths = [tmp_path / "fig2.png", tmp_path / "fig2.pdf"]
+    plot_reconstructions(axis, slices, plane, weights, paths)
+    assert all(p.stat().st_size > 1000 for p in paths)
