@@ -2,8 +2,10 @@
 #
 # Named targets (rerun one with `snakemake --cores 2 NAME`, add `--forcerun NAME` to redo it):
 #   invariants        regenerate the shipped invariant sets and compare them with the shipped ones
-#   table1            results/tables/table1.{csv,md}           (paper Table I)
+#   table1            results/tables/table1.{csv,md,html}      (paper Table I)
 #   fig_completeness  results/figures/fig_completeness.{pdf,png} (paper Fig. 1, section II E)
+#   table2, table3, si_table1, parity_plots, md_nve   neural-network potentials on the mlearn
+#                     data (paper section IV B): results/tables/, results/figures/potentials/
 #
 # Configuration: config.yaml (documented key by key), validated against
 # workflow/schemas/config.schema.yaml; override with --configfile or --config KEY=VALUE.
@@ -22,12 +24,18 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 validate(config, schema="workflow/schemas/config.schema.yaml")
 
 
+# `snakemake --report results/report.html`: every figure and table, captioned with the
+# paper's value for the same quantity (captions in workflow/report/)
+report: "workflow/report/workflow.rst"
+
+
 wildcard_constraints:
     n_max=r"\d+",
 
 
 include: "workflow/rules/invariants.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/potentials.smk"
 
 
 rule all:
@@ -37,3 +45,8 @@ rule all:
         rules.invariants.input,
         rules.table1.output,
         rules.fig_completeness.output,
+        rules.table2.output,
+        rules.table3.output,
+        rules.si_table1.output,
+        rules.parity_plots.output,
+        rules.md_nve.output,

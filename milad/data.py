@@ -9,6 +9,10 @@ QM9 (Ramakrishnan et al., Sci. Data 1, 140022 (2014)): the paper's 77-molecule r
 subset (supplementary "Reconstruction experiment"; QM9 ID k is gdb entry k + 1) ships with the
 package as ``milad/data/qm9_subset.extxyz``; ``extract_qm9_subset`` regenerates it from the
 ``qm9pack`` CSV tables (columns ``Index`` = gdb index, ``Elements``, ``XYZ_Ang``, ``SMILES``).
+
+The mlearn files are fetched by :func:`fetch_mlearn`: from a local mirror directory when one is
+configured, else from the canonical GitHub repository at the pinned commit ``MLEARN_COMMIT``,
+and always checked against the pinned sha256 digests in ``MLEARN_SHA256``.
 """
 
 from __future__ import annotations
@@ -17,17 +21,32 @@ import ast
 import csv
 import hashlib
 import json
+import shutil
 import sys
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 __all__ = [
+    "MLEARN_COMMIT",
+    "MLEARN_ELEMENTS",
+    "MLEARN_REPOSITORY",
+    "MLEARN_SHA256",
+    "MLEARN_SPLITS",
     "QM9_SUBSET_IDS",
     "QM9_SUBSET_PATH",
+    "ChecksumError",
+    "DataUnavailableError",
+    "FetchedFile",
     "extract_qm9_subset",
+    "fetch_mlearn",
+    "fetch_mlearn_all",
+    "mlearn_url",
     "read_mlearn",
     "read_qm9_subset",
     "sha256_of",
@@ -143,3 +162,203 @@ def read_qm9_subset(path: str | Path = QM9_SUBSET_PATH) -> list[Atoms]:
         if "qm9_id" not in atoms.info:
             raise ValueError(f"{path} frame {i} has no qm9_id: not a milad QM9 subset file")
     return frames
+
+
+# ---------------------------------------------------------------------- mlearn: fetch / mirror
+
+#: The canonical mlearn repository and the commit every file is taken from.
+MLEARN_REPOSITORY = "materialsvirtuallab/mlearn"
+MLEARN_COMMIT = "10c427a5480c6281c15c64efaf869b03be04818f"
+MLEARN_ELEMENTS = ("Ni", "Cu", "Li", "Mo", "Si", "Ge")
+MLEARN_SPLITS = ("training", "test")
+
+#: sha256 of ``data/<element>/<split>.json`` at ``MLEARN_COMMIT``. ``None``: no checksum is
+#: pinned (Ni and Cu training files could not be obtained to pin one); such a file is accepted
+#: from a download with a warning and its digest is recorded, unless one is passed explicitly.
+MLEARN_SHA256: dict[tuple[str, str], str | None] = {
+    ("Ni", "training"): None,
+    ("Ni", "test"): "dccbfa14ddff5d1d35f658c48b68f6b431f95496a5261ef8b8f4d1d41e36008a",
+    ("Cu", "training"): None,
+    ("Cu", "test"): "1805a315ce8d0ce4a18bb761df4c4f619909ce114d598d426015d0071edc98c2",
+    ("Li", "training"): "1cac01475c5a4fb85771ee1fd23366a6b8abfb9891e0c9e088b6e37228e147b3",
+    ("Li", "test"): "554d0ce60b35a07b357be3a80bf04f68eb8fc97b5a88328caf08c860b5e9b260",
+    ("Mo", "training"): "b13305fca0d0d2631ab080c8fcf13c743ee79a911712fb65a34ca88fadf09f9a",
+    ("Mo", "test"): "68169e2927c2115daa2f504805fcb9548ee65daf2dd015428807ba92f8e13bb8",
+    ("Si", "training"): "ae6d4b0a65b00e0fcf7ba0a6fad366716710d2f0d21d70199203089c6866b500",
+    ("Si", "test"): "d452b30a89f23bff76f7cc529b7b6c2d159ea81ccd5a4599fb1a18207654fa91",
+    ("Ge", "training"): "43dee02009a5167f94c7aafce19051222bcfc328c46181750cc2a2018187ca00",
+    ("Ge", "test"): "737ea6159c9dd27ebee7fb8ffae22f15e20466884927771248ca4f5b2cd3f093",
+}
+
+
+class ChecksumError(ValueError):
+    """A data file whose sha256 differs from the pinned one (corrupt, truncated or replaced)."""
+
+
+class DataUnavailableError(FileNotFoundError):
+    """A data file that could be taken neither from the mirror nor from its download."""
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """Where a fetched file lies and how it got there.
+
+    source: ``"mirror"``, ``"cache"`` (already at the destination and verified) or
+    ``"download"``; verified: whether ``sha256`` was checked against a pinned digest.
+    """
+
+    path: Path
+    source: str
+    sha256: str
+    verified: bool
+    url: str
+
+
+def mlearn_url(element: str, split: str, commit: str = MLEARN_COMMIT) -> str:
+    """Raw GitHub address of ``data/<element>/<split>.json`` at ``commit``."""
+    _check_mlearn_name(element, split)
+    return (
+        f"https://raw.githubusercontent.com/{MLEARN_REPOSITORY}/{commit}/data/{element}/{split}.json"
+    )
+
+
+def _check_mlearn_name(element: str, split: str) -> None:
+    if split not in MLEARN_SPLITS:
+        raise ValueError(f"unknown mlearn split {split!r}; choose one of {MLEARN_SPLITS}")
+    if not (isinstance(element, str) and element.isalpha() and 1 <= len(element) <= 2):
+        raise ValueError(f"not a chemical symbol: {element!r}")
+
+
+def _urllib_download(url: str, destination: Path, timeout: float = 60.0) -> None:
+    """Default downloader: ``url`` to ``destination`` with urllib (no third-party client)."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(destination, "wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def _verify(path: Path, expected: str | None, what: str) -> str:
+    actual = sha256_of(path)
+    if expected is not None and actual != expected.lower():
+        raise ChecksumError(
+            f"{what}: sha256 mismatch for {path} (expected {expected}, got {actual}); "
+            "the file is corrupt, truncated or not the pinned version"
+        )
+    return actual
+
+
+def fetch_mlearn(
+    element: str,
+    split: str,
+    destination: str | Path,
+    mirror: str | Path | None = None,
+    download: bool = True,
+    expected_sha256: str | None = "pinned",
+    commit: str = MLEARN_COMMIT,
+    downloader: Callable[[str, Path], None] | None = None,
+) -> FetchedFile:
+    """Put the verified mlearn ``<element>/<split>.json`` at ``destination``.
+
+    Order: a copy in ``mirror`` (``mirror/<element>/<split>.json``) when one is configured;
+    then a file already at ``destination`` that verifies; then, when ``download`` is true, the
+    raw GitHub file at ``commit`` through ``downloader(url, path)`` (default: urllib).
+
+    expected_sha256: ``"pinned"`` uses ``MLEARN_SHA256`` (the pinned commit only); ``None``
+    accepts any content (a ``UserWarning`` says it was not verified).
+
+    Raises ``ChecksumError`` when the only file found is corrupt and nothing better can be had,
+    and ``DataUnavailableError`` (one message naming every place tried) when there is none.
+    """
+    _check_mlearn_name(element, split)
+    what = f"mlearn {element}/{split}.json"
+    if expected_sha256 == "pinned":
+        expected_sha256 = MLEARN_SHA256.get((element, split)) if commit == MLEARN_COMMIT else None
+    destination = Path(destination)
+    url = mlearn_url(element, split, commit)
+    problems: list[str] = []
+    corrupt: ChecksumError | None = None
+
+    def unverified_warning(source: str, digest: str) -> None:
+        warnings.warn(
+            f"{what} from {source} has no pinned sha256; accepted unverified "
+            f"(sha256 {digest}); pass expected_sha256 to pin it",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    def place(source_path: Path) -> None:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".part")
+        shutil.copyfile(source_path, partial)
+        partial.replace(destination)
+
+    if mirror is not None:
+        mirrored = Path(mirror) / element / f"{split}.json"
+        if mirrored.is_file():
+            try:
+                digest = _verify(mirrored, expected_sha256, what)
+            except ChecksumError as error:
+                corrupt = error
+                problems.append(f"mirror copy {mirrored} is corrupt ({error})")
+            else:
+                if expected_sha256 is None:
+                    unverified_warning(f"mirror {mirror}", digest)
+                if destination.resolve() != mirrored.resolve():
+                    place(mirrored)
+                return FetchedFile(destination, "mirror", digest, expected_sha256 is not None, url)
+        else:
+            problems.append(f"not in the mirror (no file {mirrored})")
+    if destination.is_file() and expected_sha256 is not None:
+        try:
+            digest = _verify(destination, expected_sha256, what)
+        except ChecksumError:
+            problems.append(f"the existing {destination} is corrupt; it is replaced")
+        else:
+            return FetchedFile(destination, "cache", digest, True, url)
+    if not download:
+        problems.append("downloads are disabled")
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".download")
+        try:
+            (downloader or _urllib_download)(url, partial)
+            digest = _verify(partial, expected_sha256, what)
+        except ChecksumError as error:
+            corrupt = error
+            problems.append(f"the download from {url} is corrupt ({error})")
+            partial.unlink(missing_ok=True)
+        except Exception as error:  # any network or client failure: report it, do not crash
+            problems.append(f"download from {url} failed ({type(error).__name__}: {error})")
+            partial.unlink(missing_ok=True)
+        else:
+            partial.replace(destination)
+            if expected_sha256 is None:
+                unverified_warning(url, digest)
+            return FetchedFile(destination, "download", digest, expected_sha256 is not None, url)
+    message = f"{what} is unavailable: " + "; ".join(problems)
+    if corrupt is not None:
+        raise ChecksumError(message)
+    raise DataUnavailableError(message)
+
+
+def fetch_mlearn_all(
+    destination_dir: str | Path,
+    elements=MLEARN_ELEMENTS,
+    splits=MLEARN_SPLITS,
+    **options,
+) -> tuple[dict[tuple[str, str], FetchedFile], dict[tuple[str, str], str]]:
+    """Fetch every ``<element>/<split>.json`` into ``destination_dir/<element>/<split>.json``.
+
+    Never stops at the first failure: returns ``(fetched, errors)`` where ``errors`` holds one
+    message per file that could not be had (missing or corrupt). ``options`` go to
+    :func:`fetch_mlearn`.
+    """
+    fetched, errors = {}, {}
+    for element in elements:
+        for split in splits:
+            target = Path(destination_dir) / element / f"{split}.json"
+            try:
+                fetched[(element, split)] = fetch_mlearn(element, split, target, **options)
+            except (ChecksumError, DataUnavailableError) as error:
+                errors[(element, split)] = str(error)
+    return fetched, errors

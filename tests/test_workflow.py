@@ -1,65 +1,65 @@
-"""The Snakemake pipeline: planning, config validation, lint and a real quick run.
+"""The Snakemake pipeline: config validation, planning, lint, the rules' declarations, a real
+quick run, the provenance of every table, the report, and the execution profiles.
 
 Every run goes into a temporary --directory so the repository's results/ is never touched.
+The checks on rules go over every rule Snakemake loads, so rules added later are held to the
+same standard.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEFILE = ROOT / "Snakefile"
+from workflow_support import (
+    PROFILES,
+    QUICK_CONFIG,
+    ROOT,
+    copy_run,
+    job_counts,
+    output_of,
+    quick_run,
+    result_files,
+    rule_inventory,
+    rule_source,
+    snakemake,
+)
+
+#: Outputs under these folders are the paper's figures and tables: they go into the report.
+REPORTED_FOLDERS = ("results/figures/", "results/tables/")
+#: Table-like outputs whose provenance is checked (figures are images; their data is a CSV).
+TABLE_SUFFIXES = (".csv", ".tsv", ".md", ".json", ".json.gz", ".tex", ".html")
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's Snakefile with ``workdir`` as working directory."""
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
-        "--directory", str(workdir), *args,
-    ]
-    return subprocess.run(
-        command, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False
-    )
+def runnable_rules() -> dict[str, dict]:
+    """Rules that run something (not the aggregating target rules such as `all`)."""
+    return {name: info for name, info in rule_inventory().items() if info["runs"]}
 
 
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a Snakemake run or dry run as {rule: count}."""
-    counts = {}
-    table = output.split("Job stats:", 1)[1]
-    for line in table.splitlines():
-        match = re.fullmatch(r"\s*([A-Za-z_]\w*)\s+(\d+)\s*", line)
-        if match:
-            counts[match.group(1)] = int(match.group(2))
-        elif counts and not line.strip():
-            break
-    return counts
+# ------------------------------------------------------------------ configuration
 
 
 def test_dry_run_plans_every_table_and_figure(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "1")
-    assert result.returncode == 0, result.stderr + result.stdout
+    assert result.returncode == 0, output_of(result)
     counts = job_counts(result.stdout)
     n_sets = len(yaml.safe_load((ROOT / "config.yaml").read_text())["invariant_n_max"])
     assert counts["generate_invariants"] == n_sets
     assert counts["compare_invariants"] == n_sets
-    assert counts["table1"] == 1
-    assert counts["fig_completeness"] == 1
     assert counts["all"] == 1
+    # every rule that writes a figure or a table is planned by the default target
+    for name, info in runnable_rules().items():
+        if any(o["path"].startswith(REPORTED_FOLDERS) for o in info["outputs"]):
+            assert counts.get(name, 0) >= 1, f"rule {name} (a figure or table) is not planned"
 
 
 def test_quick_config_is_valid_and_smaller(tmp_path):
-    result = snakemake(
-        tmp_path, "--dry-run", "--cores", "1",
-        "--configfile", str(ROOT / "workflow" / "config" / "quick.yaml"),
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", "--configfile", str(QUICK_CONFIG))
+    assert result.returncode == 0, output_of(result)
     assert job_counts(result.stdout)["generate_invariants"] == 1
 
 
@@ -79,47 +79,146 @@ def test_mistyped_config_key_is_rejected_by_name(tmp_path, option, key):
         args = ("--config", f"{key}=7")
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", *args)
     assert result.returncode != 0
-    output = result.stderr + result.stdout
+    output = output_of(result)
     assert "Error validating config file" in output
     assert f"'{key}' was unexpected" in output
+
+
+def test_mistyped_nested_config_key_is_rejected_by_name(tmp_path):
+    """Keys inside a nested section (here potentials.data) are checked as strictly."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    nested = [(k, sub) for k, v in config.items() if isinstance(v, dict)
+              for sub, w in v.items() if isinstance(w, dict)]
+    if not nested:
+        pytest.skip("config.yaml has no nested sections")
+    section, subsection = nested[0]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"{section}:\n  {subsection}:\n    mistyped_key_xyz: 1\n")
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", "--configfile", str(bad))
+    assert result.returncode != 0
+    output = output_of(result)
+    assert "Error validating config file" in output
+    assert "'mistyped_key_xyz' was unexpected" in output
 
 
 def test_wrong_config_type_is_rejected_by_name(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", "--config", "table1_l_max=seven")
     assert result.returncode != 0
-    output = result.stderr + result.stdout
+    output = output_of(result)
     assert "Error validating config file" in output
     assert "instance['table1_l_max']" in output
 
 
+def test_schema_is_strict_at_every_level():
+    """No object of the schema accepts keys it does not list (mistyped nested keys too)."""
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    loose = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                if node.get("additionalProperties", True) is not False:
+                    loose.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(schema, "")
+    assert not loose, f"schema objects without additionalProperties: false: {loose}"
+    documented = (ROOT / "config.yaml").read_text()
+    for key in schema["properties"]:
+        assert re.search(rf"^{key}:", documented, flags=re.M), f"config.yaml lacks {key}"
+
+
 def test_lint_reports_nothing(tmp_path):
     result = snakemake(tmp_path, "--lint")
-    assert result.returncode == 0, result.stderr + result.stdout
-    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+    assert result.returncode == 0, output_of(result)
+    assert "Congratulations, your workflow is in a good condition!" in output_of(result)
 
 
-def test_quick_run_end_to_end(tmp_path):
-    """Quick config with Table I cut at l_max = 4: every rule runs for real through Snakemake."""
-    result = snakemake(
-        tmp_path, "--cores", "2",
-        "--configfile", str(ROOT / "workflow" / "config" / "quick.yaml"),
-        "--config", "table1_l_max=4",
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    results = tmp_path / "results"
+# ------------------------------------------------------------------ rules
+
+
+def test_every_rule_declares_log_benchmark_threads_resources_and_env():
+    """Every rule that runs something has log, benchmark, threads, mem_mb, runtime, a conda
+    environment file from envs/ and constrained wildcards."""
+    rules = runnable_rules()
+    assert len(rules) >= 4
+    problems = []
+    for name, info in rules.items():
+        if not info["log"]:
+            problems.append(f"{name}: no log:")
+        if not info["benchmark"]:
+            problems.append(f"{name}: no benchmark:")
+        for resource in ("mem_mb", "runtime"):
+            if resource not in info["resources"]:
+                problems.append(f"{name}: no resources: {resource}")
+        if not re.search(r"^\s+threads:", rule_source(info), flags=re.M):
+            problems.append(f"{name}: no threads:")
+        conda = info["conda"]
+        if not conda:
+            problems.append(f"{name}: no conda:")
+        else:
+            env_file = (Path(info["snakefile"]).parent / conda).resolve()
+            if env_file.parent != ROOT / "envs" or not env_file.exists():
+                problems.append(f"{name}: conda env {conda} is not a file in envs/")
+        # a constrained wildcard shows up as {name,regex} in the output patterns
+        for wildcard in info["wildcards"]:
+            for output in info["outputs"]:
+                if "{" + wildcard + "}" in output["path"]:
+                    problems.append(f"{name}: wildcard {wildcard} unconstrained in {output['path']}")
+        # logs and benchmarks must tell the jobs of one rule apart
+        for wildcard in info["wildcards"]:
+            for path in info["log"] + [info["benchmark"] or ""]:
+                if path and "{" + wildcard not in path:
+                    problems.append(f"{name}: {path} does not contain wildcard {wildcard}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_figure_and_table_is_in_the_report_with_a_paper_caption():
+    problems = []
+    for name, info in runnable_rules().items():
+        for output in info["outputs"]:
+            if not output["path"].startswith(REPORTED_FOLDERS):
+                continue
+            if output["path"].endswith(".md"):
+                continue  # the Markdown twin of a table, for reading on GitHub
+            if not output["report"]:
+                problems.append(f"{name}: {output['path']} is not marked report()")
+                continue
+            caption = Path(output["caption"] or "")
+            if not caption.is_file():
+                problems.append(f"{name}: {output['path']} has no caption file")
+            elif caption.resolve().parent != ROOT / "workflow" / "report":
+                problems.append(f"{name}: caption {caption} is not in workflow/report/")
+            elif "paper" not in caption.read_text().lower():
+                problems.append(f"{name}: caption {caption.name} does not say what the paper reported")
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------ a real run
+
+
+def test_quick_run_end_to_end():
+    """The quick configuration runs every rule for real through Snakemake."""
+    results = quick_run() / "results"
+    l_max = yaml.safe_load(QUICK_CONFIG.read_text())["table1_l_max"]
+    columns = [str(l) for l in range(2, l_max + 1)]
 
     table = pd.read_csv(results / "tables" / "table1.csv", comment="#")
-    assert list(table.columns) == ["quantity", "source", "2", "3", "4"]
+    assert list(table.columns) == ["quantity", "source"] + columns
     rows = table.set_index(["quantity", "source"])
-    assert rows.loc[("algebraically_independent", "milad")].tolist() == [3, 13, 28]
-    assert rows.loc[("algebraically_independent", "paper")].tolist() == [3, 13, 28]
-    assert rows.loc[("all", "paper")].tolist() == [4, 16, 49]
+    paper_algebraic = [3, 13, 28, 49, 77, 113][: len(columns)]
+    assert rows.loc[("algebraically_independent", "milad")].tolist() == paper_algebraic
+    assert rows.loc[("algebraically_independent", "paper")].tolist() == paper_algebraic
+    assert rows.loc[("all", "paper")].tolist() == [4, 16, 49, 123, 280, 573][: len(columns)]
     header = (results / "tables" / "table1.csv").read_text()
-    for field in ("milad_version", "git_commit", "config", "note 2"):
-        assert f"# {field}" in header
+    assert "# note 2" in header
     markdown = (results / "tables" / "table1.md").read_text()
     assert "## Notes" in markdown and "## Provenance" in markdown
+    assert "<table" in (results / "tables" / "table1.html").read_text()
 
     report = yaml.safe_load((results / "invariants" / "zernike_nmax7.comparison.json").read_text())
     assert report["status"] == "identical"
@@ -127,40 +226,85 @@ def test_quick_run_end_to_end(tmp_path):
 
     for name in ("fig_completeness.pdf", "fig_completeness.png", "fig_completeness.csv"):
         assert (results / "figures" / name).stat().st_size > 0
-    for rule in ("table1", "fig_completeness"):
-        assert (results / "logs" / f"{rule}.log").exists()
-        assert (results / "benchmarks" / f"{rule}.tsv").exists()
-
-
-def _requirement_name(requirement: str) -> str:
-    return re.split(r"[\s<>=!~\[;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
-
-
-def test_conda_env_matches_pyproject():
-    """envs/milad.yaml lists exactly the runtime dependencies of pyproject.toml, pinned."""
-    tomllib = pytest.importorskip("tomllib")
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_requirement_name(r) for r in project["dependencies"]}
-    env = yaml.safe_load((ROOT / "envs" / "milad.yaml").read_text())
-    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert all("==" in r for r in pip_section), "pin every package of envs/milad.yaml"
-    assert {_requirement_name(r) for r in pip_section} == wanted
-
-
-def test_every_rule_declares_log_benchmark_resources_and_env():
-    """Every rule that runs something has log, benchmark, threads, resources and conda."""
-    text = "\n".join(p.read_text() for p in sorted((ROOT / "workflow" / "rules").glob("*.smk")))
-    rules = re.split(r"\n(?=rule \w+:)", "\n" + text)
-    checked = 0
-    for rule in rules:
-        match = re.match(r"\s*rule (\w+):", rule)
-        if not match or not re.search(r"\n\s+(script|shell|run):", rule):
+    for name, info in runnable_rules().items():
+        if info["wildcards"]:
             continue
-        checked += 1
-        for directive in ("log:", "benchmark:", "threads:", "resources:", "mem_mb=",
-                          "runtime=", "conda:"):
-            assert directive in rule, f"rule {match.group(1)} lacks {directive}"
-    assert checked >= 4
+        for path in info["log"] + [info["benchmark"]]:
+            assert (results.parent / path).exists(), f"{name}: {path} missing"
+
+
+def test_every_table_records_version_commit_and_config():
+    from milad import __version__
+    from milad.provenance import REQUIRED_FIELDS, read_provenance
+
+    workdir = quick_run()
+    config = yaml.safe_load(QUICK_CONFIG.read_text())
+    tables = [p for p in result_files(workdir) if p.endswith(TABLE_SUFFIXES)]
+    assert len(tables) >= 5
+    for relative in tables:
+        record = read_provenance(workdir / relative)
+        missing = [f for f in REQUIRED_FIELDS if f not in record]
+        assert not missing, f"{relative}: provenance lacks {missing}"
+        assert record["milad_version"] == __version__, relative
+        assert record["git_commit"] == "unknown" or re.fullmatch(r"[0-9a-f]{40}", record["git_commit"])
+        for key, value in config.items():
+            assert record["config"].get(key) == value, f"{relative}: config[{key}]"
+
+
+def test_report_holds_every_figure_and_table(tmp_path):
+    workdir = copy_run(quick_run(), tmp_path / "run")
+    result = snakemake(workdir, "--configfile", str(QUICK_CONFIG), "--report", "results/report.html")
+    assert result.returncode == 0, output_of(result)
+    output = output_of(result)
+    # docutils reports broken captions as "(ERROR/3)" or "(WARNING/2)" but carries on
+    assert not re.search(r"\((ERROR|WARNING|SEVERE)/\d\)", output), output
+    html = (workdir / "results" / "report.html").read_text()
+    reported = [
+        o["path"] for info in runnable_rules().values() for o in info["outputs"] if o["report"]
+    ]
+    produced = set(result_files(workdir))
+    for path in reported:
+        if path in produced:
+            assert f"Adding {Path(path).name}" in output, f"{path} not added to the report"
+            assert Path(path).name in html
+    # the captions made it in, with the paper's numbers
+    assert "21 of its 29" in html  # Fig. 1
+    assert "573" in html and "486" in html  # Table I
+
+
+# ------------------------------------------------------------------ profiles
+
+
+def load_profile(name: str) -> dict:
+    return yaml.safe_load((PROFILES / name / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("name, executor", [("local", "local"), ("slurm", "slurm")])
+def test_profile_names_existing_rules_and_resources(name, executor):
+    profile = load_profile(name)
+    assert profile["executor"] == executor
+    rules = rule_inventory()
+    for section in ("set-resources", "set-threads"):
+        for rule in profile.get(section) or {}:
+            assert rule in rules, f"profiles/{name}: {section} names unknown rule {rule}"
+    defaults = dict(item.split("=", 1) for item in profile["default-resources"])
+    assert {"mem_mb", "runtime"} <= set(defaults)
+    if executor == "slurm":
+        # polling without an accounting database (see the profile and tests/test_slurm.py)
+        assert profile["slurm-status-command"] == "squeue"
+        assert profile["set-resources"], "the SLURM profile carries per-rule resources"
+
+
+def test_local_profile_dry_run(tmp_path):
+    result = snakemake(
+        tmp_path, "--profile", str(PROFILES / "local"), "--configfile", str(QUICK_CONFIG),
+        "--dry-run",
+    )
+    assert result.returncode == 0, output_of(result)
+    assert job_counts(result.stdout)["generate_invariants"] == 1
+
+
+# ------------------------------------------------------------------ provenance helpers
 
 
 def test_provenance_record():
@@ -174,3 +318,33 @@ def test_provenance_record():
     assert record["git_commit"] == "unknown" or re.fullmatch(r"[0-9a-f]{40}", record["git_commit"])
     lines = provenance_comment_lines(record)
     assert lines[0].startswith("# milad_version: ")
+
+
+def test_provenance_round_trip(tmp_path):
+    import gzip
+    import json
+
+    from milad.provenance import (
+        provenance,
+        read_provenance,
+        with_provenance,
+        write_csv,
+        write_html_table,
+    )
+
+    record = provenance({"a": [1, 2]}, rule="demo")
+    frame = pd.DataFrame({"x": [1.0, 2.5], "y": ["a", "b"]})
+    write_csv(frame, tmp_path / "t.csv", record, comments=["a note: with a colon"])
+    assert read_provenance(tmp_path / "t.csv") == json.loads(json.dumps(record))
+    assert pd.read_csv(tmp_path / "t.csv", comment="#").equals(frame)
+    (tmp_path / "t.json").write_text(json.dumps(with_provenance({"v": 1}, record)))
+    assert read_provenance(tmp_path / "t.json")["config"] == {"a": [1, 2]}
+    with gzip.open(tmp_path / "t.json.gz", "wt") as handle:
+        json.dump({"metadata": {"provenance": record}}, handle)
+    assert read_provenance(tmp_path / "t.json.gz")["rule"] == "demo"
+    write_html_table(frame, tmp_path / "t.html", record, title="demo", notes=["<b>&"])
+    assert read_provenance(tmp_path / "t.html") == json.loads(json.dumps(record))
+    (tmp_path / "t.tex").write_text("% caption\n% milad_version: \"0.1.0\"\n\\begin{tabular}\n")
+    assert read_provenance(tmp_path / "t.tex") == {"milad_version": "0.1.0"}
+    (tmp_path / "none.csv").write_text("x\n1\n")
+    assert read_provenance(tmp_path / "none.csv") == {}

@@ -8,9 +8,24 @@ rule fig_completeness:
         # only plot with a set that was checked against the shipped one
         checked=f"results/invariants/zernike_nmax{config['completeness_n_max']}.comparison.json",
     output:
-        pdf="results/figures/fig_completeness.pdf",
-        png="results/figures/fig_completeness.png",
-        csv="results/figures/fig_completeness.csv",
+        pdf=report(
+            "results/figures/fig_completeness.pdf",
+            caption="../report/fig_completeness.rst",
+            category="Figures",
+            labels={"figure": "Fig. 1 completeness", "format": "PDF"},
+        ),
+        png=report(
+            "results/figures/fig_completeness.png",
+            caption="../report/fig_completeness.rst",
+            category="Figures",
+            labels={"figure": "Fig. 1 completeness", "format": "PNG"},
+        ),
+        csv=report(
+            "results/figures/fig_completeness.csv",
+            caption="../report/fig_completeness.rst",
+            category="Figures",
+            labels={"figure": "Fig. 1 completeness", "format": "CSV (data)"},
+        ),
     log:
         "results/logs/fig_completeness.log",
     benchmark:

@@ -27,7 +27,12 @@ rule compare_invariants:
     input:
         generated="results/invariants/zernike_nmax{n_max}.json.gz",
     output:
-        report="results/invariants/zernike_nmax{n_max}.comparison.json",
+        report=report(
+            "results/invariants/zernike_nmax{n_max}.comparison.json",
+            caption="../report/invariants.rst",
+            category="Invariant sets",
+            labels={"n_max": "{n_max}", "file": "comparison with the shipped set"},
+        ),
     log:
         "results/logs/compare_invariants/nmax{n_max}.log",
     benchmark:
@@ -55,8 +60,19 @@ rule invariants:
 rule table1:
     """Paper Table I: all / linearly / algebraically independent invariants per l_max."""
     output:
-        csv="results/tables/table1.csv",
+        csv=report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"table": "Table I", "format": "CSV"},
+        ),
         md="results/tables/table1.md",
+        html=report(
+            "results/tables/table1.html",
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"table": "Table I", "format": "HTML"},
+        ),
     log:
         "results/logs/table1.log",
     benchmark:

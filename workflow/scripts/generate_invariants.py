@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa:
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 
 from milad.invariants import generate_zernike_invariants  # noqa: E402
+from milad.provenance import job_provenance  # noqa: E402
 
 n_max = int(snakemake.wildcards.n_max)  # noqa: F821
 seed = int(snakemake.params.seed)  # noqa: F821
@@ -22,4 +23,5 @@ if not invariant_set.metadata.get("complete"):
         f"the generated set for n_max={n_max} has {len(invariant_set)} invariants, not "
         f"(number of moments) - 3 = {invariant_set.metadata.get('moments_used', 0) - 3}"
     )
+invariant_set.metadata["provenance"] = job_provenance(snakemake)  # noqa: F821
 invariant_set.save(snakemake.output[0])  # noqa: F821

@@ -14,7 +14,11 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 
 from milad.invariants import candidate_invariants, invariant_counts  # noqa: E402
 from milad.moments import zernike_indices  # noqa: E402
-from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
+from milad.provenance import (  # noqa: E402
+    provenance,
+    provenance_comment_lines,
+    write_html_table,
+)
 
 #: Table I of the paper (rows: all, linearly independent, algebraically independent).
 PAPER = {
@@ -163,3 +167,22 @@ record = provenance(snakemake.config, rule="table1")  # noqa: F821
 rows = table_rows(ours, l_max_values)
 write_csv(snakemake.output.csv, rows, l_max_values, note_lines, record)  # noqa: F821
 write_markdown(snakemake.output.md, rows, l_max_values, note_lines, record)  # noqa: F821
+
+
+def html_frame(rows, l_max_values):
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [[ROW_NAMES[key], source] + values for key, source, values in rows],
+        columns=["quantity", "source"] + [f"l_max = {l}" for l in l_max_values],
+    )
+    for column in frame.columns[2:]:
+        frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+write_html_table(  # the Snakemake report shows HTML inline
+    html_frame(rows, l_max_values), snakemake.output.html, record,  # noqa: F821
+    title="Table I: number of rotation invariants of Zernike moments up to l_max",
+    notes=note_lines,
+)

@@ -1,0 +1,290 @@
+"""Behler-Parrinello potentials on MILAD fingerprints (milad.potential).
+
+Small synthetic systems (rattled fcc Cu cells labelled by ASE's EMT calculator) keep every
+test fast; the networks are tiny.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from milad.descriptor import Descriptor
+from milad.potential import (
+    ExtrapolationWarning,
+    FingerprintSet,
+    MiladCalculator,
+    Potential,
+    fingerprint_structures,
+    loss_and_metrics,
+    run_nve,
+    train_best_of,
+    validation_split,
+)
+
+CUTOFF = 3.2
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _labelled(atoms):
+    atoms.calc = EMT()
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+    return atoms
+
+
+def _cells(n: int, seed: int = 0, repeat=(1, 1, 1)):
+    frames = []
+    for i in range(n):
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.02 * (i % 3), cubic=True).repeat(repeat)
+        atoms.rattle(0.08, seed=seed + i)
+        atoms.info["group"] = "AIMD-NVT" if i % 2 else "Elastic"
+        frames.append(_labelled(atoms))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def descriptor():
+    return Descriptor(n_max=7, cutoff=CUTOFF)
+
+
+@pytest.fixture(scope="module")
+def dataset(descriptor):
+    return fingerprint_structures(_cells(6), descriptor)
+
+
+@pytest.fixture(scope="module")
+def potential(dataset):
+    """An untrained but scaled model: its predictions are smooth functions all the same."""
+    return Potential.for_data(dataset, hidden=(8, 8), seed=3)
+
+
+def _quiet(function, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        return function(*args, **kwargs)
+
+
+def test_forces_are_minus_the_finite_difference_gradient(potential):
+    atoms = _cells(1, seed=11)[0]
+    energy, _, forces = _quiet(potential.evaluate, atoms)
+    assert np.abs(forces).max() > 1e-3  # not trivially zero
+    step = 1e-5
+    numeric = np.zeros_like(forces)
+    for i in range(len(atoms)):
+        for c in range(3):
+            shifted = []
+            for sign in (1, -1):
+                moved = atoms.copy()
+                moved.positions[i, c] += sign * step
+                shifted.append(_quiet(potential.evaluate, moved, forces=False)[0])
+            numeric[i, c] = -(shifted[0] - shifted[1]) / (2 * step)
+    np.testing.assert_allclose(forces, numeric, atol=1e-7 * max(1.0, np.abs(forces).max()))
+
+
+def test_two_elements_forces_and_batched_path():
+    """A separate network per element (species as weights in the fingerprint)."""
+    frames = []
+    for i in range(3):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.symbols[[0, 3]] = "Ni"
+        atoms.rattle(0.08, seed=20 + i)
+        frames.append(_labelled(atoms))
+    descriptor = Descriptor(n_max=7, cutoff=CUTOFF, species="Cu,Ni")
+    data = fingerprint_structures(frames, descriptor)
+    assert data.elements == ("Cu", "Ni")
+    model = Potential.for_data(data, hidden=(6, 6), seed=0)
+    atoms = frames[0]
+    energy, eps, forces = _quiet(model.evaluate, atoms)
+    predicted = model.predict_set(data)
+    assert predicted["energy"][0] == pytest.approx(energy, rel=1e-12)
+    np.testing.assert_allclose(predicted["atomic"][:4], eps, rtol=1e-12)
+    step = 1e-5
+    moved = [atoms.copy(), atoms.copy()]
+    moved[0].positions[1, 2] += step
+    moved[1].positions[1, 2] -= step
+    numeric = -(_quiet(model.evaluate, moved[0], forces=False)[0]
+                - _quiet(model.evaluate, moved[1], forces=False)[0]) / (2 * step)
+    assert forces[1, 2] == pytest.approx(numeric, abs=1e-7)
+    # the two networks differ: swapping the species changes the energy
+    swapped = atoms.copy()
+    swapped.symbols[[0, 1]] = ["Cu", "Ni"]
+    assert _quiet(model.evaluate, swapped, forces=False)[0] != pytest.approx(energy, rel=1e-6)
+
+
+def test_training_path_matches_the_calculator(potential, dataset):
+    """Batched torch predictions (float32 pair derivatives) equal the per-structure ones."""
+    frames = _cells(6)
+    predicted = potential.predict_set(dataset)
+    offsets = dataset.atom_offsets
+    for k, atoms in enumerate(frames):
+        energy, _, forces = _quiet(potential.evaluate, atoms)
+        assert predicted["energy"][k] == pytest.approx(energy, rel=1e-12, abs=1e-10)
+        np.testing.assert_allclose(predicted["forces"][offsets[k]:offsets[k + 1]], forces,
+                                   atol=1e-6)
+
+
+def test_invariant_to_rotation_permutation_and_translation(potential):
+    atoms = _cells(1, seed=5, repeat=(2, 1, 1))[0]
+    energy, _, forces = _quiet(potential.evaluate, atoms)
+
+    rotated = atoms.copy()
+    rotated.rotate(37.0, (1.0, -2.0, 0.5), rotate_cell=True)
+    rotation = np.linalg.solve(atoms.cell[:], rotated.cell[:])  # row vectors: r' = r @ R
+    e_rot, _, f_rot = _quiet(potential.evaluate, rotated)
+    assert e_rot == pytest.approx(energy, rel=1e-10)
+    np.testing.assert_allclose(f_rot, forces @ rotation, atol=1e-9)
+
+    order = np.random.default_rng(0).permutation(len(atoms))
+    permuted = atoms[order]
+    e_perm, eps_perm, f_perm = _quiet(potential.evaluate, permuted)
+    assert e_perm == pytest.approx(energy, rel=1e-12)
+    np.testing.assert_allclose(f_perm, forces[order], atol=1e-10)
+
+    translated = atoms.copy()
+    translated.translate((0.7, -1.3, 2.9))
+    translated.wrap()
+    e_tr, _, f_tr = _quiet(potential.evaluate, translated)
+    assert e_tr == pytest.approx(energy, rel=1e-10)
+    np.testing.assert_allclose(f_tr, forces, atol=1e-9)
+
+
+def test_save_and_reload_predict_identical_numbers(tmp_path, dataset):
+    model = Potential.for_data(dataset, hidden=(6, 5), seed=1)
+    model.fit(dataset.subset([0, 1, 2]), dataset.subset([3]), max_epochs=2)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = Potential.load(path)
+    assert loaded.elements == model.elements and loaded.hidden == (6, 5) and not loaded.bias
+    assert loaded.descriptor_config == model.descriptor_config
+    assert loaded.history["train_loss"] == model.history["train_loss"]
+    assert loaded.metadata["training"]["optimizer"] == "lbfgs"
+    assert loaded.metadata["saved_with"]["milad_version"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    atoms = _cells(1, seed=9)[0]
+    before, after = _quiet(model.evaluate, atoms), _quiet(loaded.evaluate, atoms)
+    assert before[0] == after[0]
+    assert np.array_equal(before[2], after[2])
+    assert _quiet(model.evaluate, atoms, forces=False)[0] == _quiet(
+        loaded.evaluate, atoms, forces=False)[0]
+    # and as an ASE calculator straight from the file
+    atoms.calc = MiladCalculator(path, warn=False)
+    assert np.array_equal(atoms.get_forces(), before[2])
+    assert atoms.get_potential_energy() == before[0]
+    assert atoms.get_potential_energies().sum() == pytest.approx(before[0])
+
+
+def test_training_a_tiny_model_lowers_the_loss(dataset):
+    for optimizer, epochs in (("lbfgs", 5), ("adam", 30)):
+        model = Potential.for_data(dataset, hidden=(8, 8), seed=0)
+        with torch.no_grad():
+            initial = float(loss_and_metrics(model, dataset, 0.04)[0])
+        history = model.fit(dataset, None, optimizer=optimizer, max_epochs=epochs, batch_size=2,
+                            learning_rate=1e-2 if optimizer == "adam" else None)
+        with torch.no_grad():
+            final = float(loss_and_metrics(model, dataset, 0.04)[0])
+        assert final < 0.5 * initial, optimizer
+        assert len(history["train_loss"]) == epochs
+
+
+def test_weight_decay_shrinks_the_weights(dataset):
+    norms = []
+    for decay in (0.0, 1.0):
+        model = Potential.for_data(dataset, hidden=(8, 8), seed=0)
+        model.fit(dataset, None, max_epochs=3, weight_decay=decay)
+        norms.append(sum(float((p.detach() ** 2).sum()) for p in model.parameters()))
+        assert model.metadata["training"]["weight_decay"] == decay
+    assert norms[1] < 0.5 * norms[0]
+
+
+def test_best_of_restarts_keeps_the_lowest_validation_loss(dataset):
+    fit, validation = dataset.split([0, 1, 2, 3], [4, 5])
+    model = train_best_of(fit, validation, restarts=2, hidden=(4,), seed=7, max_epochs=2)
+    runs = model.metadata["restarts"]
+    assert [r["seed"] for r in runs] == [7, 8]
+    kept = min(runs, key=lambda r: r["score"])
+    assert model.metadata["training"]["seed"] == kept["seed"]
+    with torch.no_grad():
+        assert float(loss_and_metrics(model, validation, 0.04)[0]) == pytest.approx(kept["score"])
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(dataset):
+    fit, validation = dataset.split([0, 1, 2, 3], [4, 5])
+    model = Potential.for_data(fit, hidden=(8, 8), seed=2)
+    history = model.fit(fit, validation, max_epochs=12, patience=3, lbfgs_iterations=5)
+    losses = history["validation_loss"]
+    best = int(np.argmin(losses))
+    assert history["best_epoch"] == [best + 1]
+    assert len(losses) <= 12 and (len(losses) == 12 or len(losses) - (best + 1) >= 3)
+    with torch.no_grad():
+        kept = float(loss_and_metrics(model, validation, 0.04)[0])
+    assert kept == pytest.approx(min(losses), rel=1e-10)
+
+
+def test_validation_split_is_stratified_disjoint_and_reproducible():
+    groups = ["A"] * 20 + ["B"] * 10 + ["C"] * 3 + ["D"]
+    fit, validation = validation_split(groups, 0.1, seed=4)
+    assert np.array_equal(np.sort(np.concatenate([fit, validation])), np.arange(len(groups)))
+    assert not set(fit) & set(validation)
+    picked = [groups[i] for i in validation]
+    assert picked.count("A") == 2 and picked.count("B") == 1 and picked.count("C") == 1
+    assert "D" not in picked  # a group of one stays in training
+    again = validation_split(groups, 0.1, seed=4)
+    assert np.array_equal(again[1], validation)
+    assert len(validation_split(groups, 0.0)[1]) == 0
+
+
+def test_fingerprint_set_subset_and_round_trip(tmp_path, dataset, descriptor):
+    frames = _cells(6)
+    single = fingerprint_structures([frames[4]], descriptor)
+    sub = dataset.subset([4])
+    np.testing.assert_array_equal(sub.values, single.values)
+    np.testing.assert_array_equal(sub.centers, single.centers)
+    np.testing.assert_array_equal(sub.neighbors, single.neighbors)
+    np.testing.assert_array_equal(sub.derivatives, single.derivatives)
+    assert sub.energy[0] == frames[4].get_potential_energy()
+    path = tmp_path / "fp.npz"
+    dataset.save(path)
+    loaded = FingerprintSet.load(path)
+    for name in ("values", "derivatives", "centers", "neighbors", "energy", "forces", "groups"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(dataset, name))
+    assert loaded.descriptor == dataset.descriptor and loaded.elements == ("Cu",)
+
+
+def test_extrapolation_warns_once_and_is_counted(potential):
+    squeezed = bulk("Cu", "fcc", a=3.2, cubic=True)  # far denser than anything in training
+    calculator = potential.calculator()
+    squeezed.calc = calculator
+    with pytest.warns(ExtrapolationWarning, match="extrapolating"):
+        squeezed.get_forces()
+    squeezed.positions[0, 0] += 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        squeezed.get_forces()  # counted, not repeated
+    assert calculator.n_extrapolations == 2
+    with pytest.raises(ValueError, match="no network for"):
+        potential.evaluate(bulk("Ni", "fcc", a=3.5))
+
+
+def test_short_nve_run_conserves_energy(potential):
+    atoms = _cells(1, seed=2)[0]
+    run = run_nve(atoms, potential.calculator(warn=False), steps=20, timestep_fs=1.0,
+                  temperature_K=300, seed=0)
+    assert len(run["total"]) == 21
+    assert abs(run["drift_eV_per_atom_per_ps"]) < 1e-2
+    assert run["max_deviation_eV_per_atom"] < 1e-3
+    assert run["atom_steps_per_second"] > 0

@@ -1,0 +1,27 @@
+"""Snakemake script (rule parity_plots): index of the potential figures, with missing elements."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+
+from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
+
+inventory = json.loads(Path(snakemake.input.inventory).read_text())  # noqa: F821
+figures = {Path(p).name for p in snakemake.input.figures}  # noqa: F821
+lines = ["# Potentials: parity plots and learning curves", ""]
+for element in snakemake.params.elements:  # noqa: F821
+    entry = inventory["files"][f"{element}/training"]
+    if not entry["available"]:
+        lines.append(f"- {element}: TRAINING DATA MISSING, no potential; its figures only say "
+                     f"so ({entry['reason']})")
+        continue
+    names = [f"{kind}_{element}.{ext}" for kind in ("parity", "learning_curve")
+             for ext in ("png", "pdf")]
+    lines.append(f"- {element}: " + ", ".join(f"[{n}]({n})" for n in names if n in figures))
+record = provenance(snakemake.config, rule=snakemake.rule)  # noqa: F821
+lines += ["", "## Provenance", ""] + [f"- {l}" for l in provenance_comment_lines(record, prefix="")]
+Path(snakemake.output[0]).write_text("\n".join(lines) + "\n")  # noqa: F821
+print("\n".join(lines))
