@@ -1,4 +1,4 @@
-"""The ``milad`` command line: ``milad fingerprint``, ``milad invariants``."""
+"""The ``milad`` command line: ``milad fingerprint``, ``invariants``, ``decode``, ``compare``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,85 @@ def _invariants(args) -> int:
     return 0
 
 
+def _load_fingerprints(path: str, name: str) -> np.ndarray:
+    if not Path(path).exists():
+        raise CommandError(f"{name} file not found: {path}")
+    try:
+        values = np.load(path, allow_pickle=False)
+    except Exception as error:  # numpy raises several types for files that are not .npy
+        raise CommandError(f"could not read {path} as a .npy array: {error}") from error
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[None]
+    if values.ndim != 2:
+        raise CommandError(f"{path} must hold one fingerprint per row, got shape {values.shape}")
+    return values
+
+
+def _decode(args) -> int:
+    from ase.io import write
+
+    from .decode import decode
+    from .descriptor import Descriptor
+
+    fingerprints = _load_fingerprints(args.input, "fingerprint")
+    positions = _load_fingerprints(args.positions, "positions fingerprint") if args.positions else None
+    if positions is not None and positions.shape != fingerprints.shape:
+        raise CommandError(
+            f"--positions has shape {positions.shape}, the fingerprints {fingerprints.shape}: "
+            "need one positions-only row per fingerprint"
+        )
+    if args.positions and not args.species:
+        raise CommandError("--positions (two-fingerprint species decoding) needs --species")
+    if args.attempts < 1:
+        raise CommandError(f"--attempts must be at least 1, got {args.attempts}")
+    descriptor = Descriptor(n_max=args.n_max, cutoff=args.cutoff, species=args.species or None)
+    frames, failed = [], 0
+    for row, fingerprint in enumerate(fingerprints):
+        atoms, result = decode(
+            fingerprint, descriptor, args.n_atoms, seed=args.seed, attempts=args.attempts,
+            positions_fingerprint=None if positions is None else positions[row], tol=args.tol,
+        )
+        frames.append(atoms)
+        failed += not result.success
+        status = "success" if result.success else "FAILED"
+        print(f"row {row}: {len(atoms)} atoms, fingerprint RMSD {result.fingerprint_rmsd:.3e} "
+              f"{status} ({result.attempts} attempt(s), {result.timings['total']:.1f} s)")
+    write(args.output, frames, format="extxyz")
+    print(f"{len(frames) - failed}/{len(frames)} decoded below {args.tol:g} -> {args.output}")
+    return 1 if failed else 0
+
+
+def _compare(args) -> int:
+    from .compare import compare
+
+    first, second = _read_frames(args.first), _read_frames(args.second)
+    if len(first) != len(second) and 1 not in (len(first), len(second)):
+        raise CommandError(
+            f"{args.first} has {len(first)} frames and {args.second} {len(second)}: "
+            "need the same number (compared in order) or a single frame on one side"
+        )
+    count = max(len(first), len(second))
+    results = []
+    for i in range(count):
+        a = first[i if len(first) > 1 else 0]
+        b = second[i if len(second) > 1 else 0]
+        results.append(compare(a, b, seed=args.seed))
+    if args.json:
+        rows = [
+            {"rmsd": r.rmsd, "mirror_rmsd": r.mirror_rmsd, "matched": r.matched,
+             "species_aware": r.species_aware}
+            for r in results
+        ]
+        print(json.dumps(rows[0] if count == 1 else rows))
+    else:
+        for i, r in enumerate(results):
+            prefix = f"frame {i}: " if count > 1 else ""
+            print(f"{prefix}RMSD {r.rmsd:.4f} A, mirror image {r.mirror_rmsd:.4f} A "
+                  f"(matches the {r.matched}{', species-aware' if r.species_aware else ''})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="milad",
@@ -109,6 +188,40 @@ def build_parser() -> argparse.ArgumentParser:
     invariants.add_argument("--n-max", type=int, default=7)
     invariants.add_argument("--json", action="store_true", help="print JSON")
     invariants.set_defaults(handler=_invariants)
+
+    decode = commands.add_parser(
+        "decode",
+        help="decode molecular fingerprints back to atoms",
+        description="Decode every row of a .npy array of molecular fingerprints (as written by "
+        "'milad fingerprint' with the same --n-max, --cutoff and --species) back to atomic "
+        "positions, and species with --species, writing all structures to one extxyz file. "
+        "Prints the final fingerprint RMSD of every row; exits 1 when a row stays above --tol.",
+    )
+    decode.add_argument("input", help=".npy file of fingerprints, one row per molecule")
+    decode.add_argument("-o", "--output", required=True, help="output structure file (extxyz)")
+    decode.add_argument("--n-atoms", type=int, help="number of atoms of every molecule; without it the count is read off positions-only fingerprints")
+    decode.add_argument("--species", help="comma-separated species mapped onto weights in [1, 2], as given to 'milad fingerprint'")
+    decode.add_argument("--positions", help="second .npy of positions-only fingerprints of the same molecules: positions are decoded from it and only species from INPUT")
+    decode.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    decode.add_argument("--attempts", type=int, default=3, help="random restarts per molecule (default 3)")
+    decode.add_argument("--tol", type=float, default=1e-6, help="fingerprint RMSD counted as success (default 1e-6)")
+    decode.add_argument("--n-max", type=int, default=7, help="highest Zernike order (default 7)")
+    decode.add_argument("--cutoff", type=float, default=5.0, help="cutoff radius in Angstrom (default 5)")
+    decode.set_defaults(handler=_decode)
+
+    compare = commands.add_parser(
+        "compare",
+        help="RMSD between two molecules with unknown atom order and orientation",
+        description="RMSD (Angstrom) between the structures of A and B after the best atom "
+        "assignment (Hungarian, within species when both have the same composition) and "
+        "rotation (RDKit AlignMol), for B and for its mirror image. Multi-frame files are "
+        "compared frame by frame.",
+    )
+    compare.add_argument("first", metavar="A", help="structure file ASE can read")
+    compare.add_argument("second", metavar="B", help="structure file ASE can read")
+    compare.add_argument("--json", action="store_true", help="print JSON with keys rmsd, mirror_rmsd, matched")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the random starting rotations")
+    compare.set_defaults(handler=_compare)
     return parser
 
 
