@@ -22,6 +22,7 @@ __all__ = [
     "completeness_summary",
     "plot_completeness",
     "DEGREE_COLOURS",
+    "save_figure",
     "planar_frame",
     "reconstruction_slices",
     "plot_reconstructions",
@@ -29,6 +30,14 @@ __all__ = [
 
 #: colour of each correlation order in the figures (colour-blind safe, Okabe-Ito)
 DEGREE_COLOURS = {1: "#0072B2", 2: "#009E73", 3: "#E69F00", 4: "#D55E00"}
+
+
+def save_figure(fig, paths: Iterable[str | Path], dpi: int = 150) -> None:
+    """Save ``fig`` to every path (format from the suffix), creating parent folders."""
+    for path in paths:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
 
 
 def _rotation_about_y(angle_degrees: float) -> np.ndarray:
@@ -167,10 +176,7 @@ def plot_completeness(table, paths: Iterable[str | Path] = (), tolerance: float 
     bottom.set_ylabel(r"$|\Phi_B - \Phi_{B'}|$")
     bottom.set_xlabel("invariant index (ordered by moment order, correlation order, terms)")
     fig.tight_layout()
-    for path in paths:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
+    save_figure(fig, paths)
     return fig
 
 
@@ -253,8 +259,5 @@ def plot_reconstructions(axis, slices, plane_positions, weights, paths: Iterable
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    for path in paths:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
+    save_figure(fig, paths)
     return fig
