@@ -47,19 +47,21 @@ def _decode_one(task):
     from milad.decode import decode
     from milad.descriptor import Descriptor
 
-    index, mode, seed, attempts = task
+    index, mode, seed, attempts, options = task
     molecule = read_qm9_subset()[index]
     plain = Descriptor(n_max=7, cutoff=5.0)
     species = Descriptor(n_max=7, cutoff=5.0, species=SPECIES)
     start = time.perf_counter()
     if mode == "positions":
-        atoms, result = decode(plain.molecule(molecule), plain, len(molecule), seed=seed, attempts=attempts)
+        atoms, result = decode(plain.molecule(molecule), plain, len(molecule), seed=seed, attempts=attempts,
+                               **options)
     elif mode == "single":
         atoms, result = decode(species.molecule(molecule), species, len(molecule), seed=seed,
-                               attempts=attempts)
+                               attempts=attempts, **options)
     else:
         atoms, result = decode(species.molecule(molecule), species, len(molecule), seed=seed,
-                               attempts=attempts, positions_fingerprint=plain.molecule(molecule))
+                               attempts=attempts, positions_fingerprint=plain.molecule(molecule),
+                               **options)
     wall = time.perf_counter() - start
     reference = molecule.copy()
     reference.positions = plain.molecule_positions(molecule)
@@ -122,6 +124,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated subset indices (0..76, sorted by size)")
     parser.add_argument("--attempts", type=int, default=1, help="random starts per molecule (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="base seed; molecule seed = base + QM9 id")
+    parser.add_argument("--max-iterations", type=int, default=None, help="decode's max_iterations (default: decode's)")
+    parser.add_argument("--hops", type=int, default=None, help="decode's hops (default: decode's)")
     parser.add_argument("--json", default=None, help="also write every per-molecule record to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no per-molecule lines")
     args = parser.parse_args(argv)
@@ -139,12 +143,13 @@ def main(argv=None) -> int:
     if args.max_atoms is not None:
         indices = [i for i in indices if len(molecules[i]) <= args.max_atoms]
     seeds = {i: args.seed + int(molecules[i].info.get("qm9_id", i)) for i in indices}
+    options = {k: v for k, v in (("max_iterations", args.max_iterations), ("hops", args.hops)) if v is not None}
 
     records, elapsed = [], {}
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         for mode in modes:
             # largest first so that the slow molecules do not straggle at the end
-            tasks = [(i, mode, seeds[i], args.attempts) for i in sorted(indices, key=lambda i: -len(molecules[i]))]
+            tasks = [(i, mode, seeds[i], args.attempts, options) for i in sorted(indices, key=lambda i: -len(molecules[i]))]
             start = time.perf_counter()
             for record in pool.map(_decode_one, tasks):
                 records.append(record)

