@@ -11,6 +11,10 @@ within each species when both molecules carry the same species) and a Kabsch rot
 alternated until the assignment no longer changes. The RMSD of the best assignment is then
 computed by RDKit's ``rdMolAlign.AlignMol`` with that atom map (as in the paper's
 supplementary validation), no reflection allowed.
+
+Also here: :func:`point_group` (Schoenflies symbol of a molecule, for the paper's Fig. 7) and
+:func:`rdkit_validation` (the supplementary experiment behind SI Fig. 1: structure RMSD and
+fingerprint RMSD of transformed copies and of pairs of different molecules).
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from ase import Atoms
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.transform import Rotation
 
-__all__ = ["ComparisonResult", "compare", "kabsch", "best_assignment"]
+__all__ = [
+    "ComparisonResult",
+    "compare",
+    "kabsch",
+    "best_assignment",
+    "point_group",
+    "rdkit_validation",
+    "VALIDATION_COLUMNS",
+]
 
 
 @dataclass
@@ -203,3 +215,156 @@ def compare(
         mirror_assignment=[int(i) for i in mirror_perm],
         species_aware=bool(species),
     )
+
+
+# ----------------------------------------------------------------------------------------
+# Point groups (paper Fig. 7)
+# ----------------------------------------------------------------------------------------
+def point_group(atoms: Atoms, tolerance: float = 0.01, angular_tolerance: float = 4.0) -> str:
+    """Schoenflies symbol of a molecule, e.g. ``"C2v"``, ``"Td"``, ``"Cinfv"``, ``"Dinfh"``.
+
+    Uses the ``pointgroup`` package (``PointGroup(positions, symbols, tolerance_eig,
+    tolerance_ang)``), which centres the molecule on its centre of mass. ``tolerance`` is its
+    ``tolerance_eig``: the largest difference between eigenvalues of the inertia tensor
+    (normalised by the total moment of inertia, so dimensionless) that still counts as a
+    degeneracy, and also the distance (Angstrom) added to the angular tolerance when testing
+    whether a symmetry operation maps every atom onto an atom of the same species.
+    ``angular_tolerance`` (degrees) is its ``tolerance_ang``. A single atom gives ``"Kh"``.
+    """
+    from pointgroup import PointGroup
+
+    if len(atoms) == 0:
+        raise ValueError("cannot find the point group of an empty structure")
+    if not (tolerance > 0 and angular_tolerance > 0):
+        raise ValueError(
+            f"tolerances must be positive, got {tolerance} and {angular_tolerance} degrees"
+        )
+    positions = np.asarray(atoms.positions, dtype=float)
+    if not np.all(np.isfinite(positions)):
+        raise ValueError(f"{atoms.get_chemical_formula()} has NaN or infinite positions")
+    if len(atoms) == 1:
+        return "Kh"
+    group = PointGroup(
+        positions, atoms.get_chemical_symbols(), tolerance_eig=float(tolerance),
+        tolerance_ang=float(angular_tolerance),
+    ).get_point_group()
+    # plain ASCII Schoenflies: "C*v", "C∞v" and "Cinfv" all become "Cinfv"
+    symbol = str(group).strip().replace("∞", "inf").replace("*", "inf")
+    return symbol
+
+
+# ----------------------------------------------------------------------------------------
+# Validation of the fingerprint as a similarity measure (SI Fig. 1)
+# ----------------------------------------------------------------------------------------
+#: columns of :func:`rdkit_validation`'s table, in order
+VALIDATION_COLUMNS = (
+    "kind", "species", "n_atoms", "qm9_id", "other_id", "trial", "rmsd", "mirror_rmsd",
+    "fingerprint_rmsd", "species_aware",
+)
+
+
+def _one_element(atoms: Atoms) -> Atoms:
+    """The same positions with every atom a dummy ``X``: positions-only comparisons."""
+    return Atoms(["X"] * len(atoms), positions=atoms.positions)
+
+
+def _random_copy(atoms: Atoms, rng: np.random.Generator) -> Atoms:
+    """``atoms`` rotated by a uniformly random rotation about the origin, with its atom labels
+    randomly permuted (symbols and positions together)."""
+    rotation = Rotation.random(random_state=rng).as_matrix()
+    order = rng.permutation(len(atoms))
+    return Atoms(np.asarray(atoms.get_chemical_symbols())[order],
+                 positions=atoms.positions[order] @ rotation.T)
+
+
+def rdkit_validation(
+    molecules: list[Atoms],
+    *,
+    n_trials: int = 5,
+    seed: int = 0,
+    species: bool,
+    descriptor=None,
+    n_random: int = 24,
+    use_rdkit: bool = True,
+):
+    """The supplementary validation experiment (SI Fig. 1) as a ``pandas.DataFrame``.
+
+    For every molecule, ``n_trials`` copies with a random rotation and a random permutation
+    of the atom labels (``kind="self"``, ``other_id`` = ``qm9_id``, ``trial`` 0..n_trials-1),
+    and every unordered pair of different molecules with the same number of atoms
+    (``kind="pair"``, ``trial`` 0) are compared two ways:
+
+    * ``rmsd`` / ``mirror_rmsd`` (Angstrom): :func:`compare`'s direct RMSD of the second
+      structure (and of its mirror image) against the first;
+    * ``fingerprint_rmsd``: ``sqrt(mean((Phi_a - Phi_b)^2))`` of the molecules' MILAD
+      fingerprints, each centred on its miniball.
+
+    species: ``False`` treats every atom as the same element (structures compared by
+    positions, fingerprints of ``Descriptor(n_max=7, cutoff=5.0)`` with weights 1);
+    ``True`` uses the real elements (fingerprints with ``species="H,C,N,O,F"``). A pair of
+    different compositions cannot be matched within species, so it is compared by positions;
+    ``species_aware`` records which matching was used. descriptor: replaces the default
+    descriptor (it must carry a species map exactly when ``species`` is true).
+    n_random, use_rdkit: :func:`compare`'s cost knobs. Random numbers come from
+    ``numpy.random.default_rng(seed)``. ``qm9_id`` is ``atoms.info["qm9_id"]`` (the position in
+    ``molecules`` when absent).
+
+    Columns: see :data:`VALIDATION_COLUMNS`; one row per comparison.
+    """
+    import pandas as pd
+
+    from .descriptor import Descriptor
+
+    molecules = list(molecules)
+    if not molecules:
+        raise ValueError("rdkit_validation needs at least one molecule")
+    if int(n_trials) != n_trials or n_trials < 0:
+        raise ValueError(f"n_trials must be a non-negative integer, got {n_trials}")
+    species = bool(species)
+    if descriptor is None:
+        descriptor = Descriptor(n_max=7, cutoff=5.0, species="H,C,N,O,F" if species else None)
+    elif (descriptor.species is not None) != species:
+        raise ValueError(
+            f"species={species} needs a descriptor {'with' if species else 'without'} a "
+            f"species map, got {descriptor!r}"
+        )
+    ids = [int(m.info.get("qm9_id", i)) for i, m in enumerate(molecules)]
+    if len(set(ids)) != len(ids):
+        raise ValueError("molecules must have distinct qm9_id values")
+    rng = np.random.default_rng(seed)
+
+    copies, owners = [], []
+    for index, molecule in enumerate(molecules):
+        for trial in range(int(n_trials)):
+            copies.append(_random_copy(molecule, rng))
+            owners.append((index, trial))
+    phi = descriptor.molecules(molecules)
+    phi_copies = descriptor.molecules(copies) if copies else np.zeros((0, phi.shape[1]))
+
+    def structure(atoms: Atoms) -> Atoms:
+        return atoms if species else _one_element(atoms)
+
+    def row(kind, i, other_id, trial, a, b, phi_a, phi_b):
+        result = compare(
+            structure(a), structure(b), species=None if species else False,
+            n_random=n_random, seed=seed,
+            use_rdkit=use_rdkit,
+        )
+        return {
+            "kind": kind, "species": species, "n_atoms": len(a), "qm9_id": ids[i],
+            "other_id": other_id, "trial": trial, "rmsd": result.rmsd,
+            "mirror_rmsd": result.mirror_rmsd,
+            "fingerprint_rmsd": float(np.sqrt(np.mean((phi_a - phi_b) ** 2))),
+            "species_aware": result.species_aware,
+        }
+
+    rows = [
+        row("self", i, ids[i], trial, molecules[i], copy, phi[i], phi_copies[k])
+        for k, ((i, trial), copy) in enumerate(zip(owners, copies))
+    ]
+    for i, j in itertools.combinations(range(len(molecules)), 2):
+        if len(molecules[i]) == len(molecules[j]):
+            rows.append(row("pair", i, ids[j], 0, molecules[i], molecules[j], phi[i], phi[j]))
+    table = pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))
+    return table.astype({"n_atoms": int, "qm9_id": int, "other_id": int, "trial": int,
+                         "species": bool, "species_aware": bool})

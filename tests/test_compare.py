@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
-from milad.compare import best_assignment, compare, kabsch
+from milad.compare import (
+    VALIDATION_COLUMNS,
+    _random_copy,
+    best_assignment,
+    compare,
+    kabsch,
+    point_group,
+    rdkit_validation,
+)
 from milad.data import read_qm9_subset
 
 
@@ -92,3 +102,147 @@ def test_comparison_errors(qm9):
     broken.positions[1, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         compare(qm9[0], broken)
+
+
+# ----------------------------------------------------------------------------------------
+# point groups (paper Fig. 7)
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name, expected",
+    [("CH4", "Td"), ("NH3", "C3v"), ("H2O", "C2v"), ("C6H6", "D6h"), ("CO2", "Dinfh"),
+     ("HCN", "Cinfv")],
+)
+def test_point_group_of_textbook_molecules(name, expected):
+    from ase.build import molecule
+
+    atoms = molecule(name)
+    assert point_group(atoms) == expected
+    # rotated, translated and relabelled: same group
+    assert point_group(shuffled(atoms, 7)) == expected
+
+
+def test_point_group_sees_broken_symmetry():
+    from ase.build import molecule
+
+    ammonia = molecule("NH3")
+    ammonia.positions[1] += [0.2, 0.1, 0.05]  # one H moved: no symmetry left
+    assert point_group(ammonia) == "C1"
+    substituted = molecule("NH3")
+    substituted.symbols[1] = "F"  # NH2F: only the mirror plane through N-F is left
+    assert point_group(substituted) == "Cs"
+
+
+def test_point_groups_of_the_subset(qm9):
+    counts = Counter(point_group(m) for m in qm9)
+    assert counts == {
+        "Cs": 26, "C1": 19, "C2v": 7, "C3v": 6, "C2": 6, "C2h": 3, "Cinfv": 2, "Td": 2,
+        "D3h": 2, "D3": 2, "Dinfh": 1, "D3d": 1,
+    }
+    assert point_group(qm9[5]) == "Td"  # methane
+
+
+def test_point_group_errors(qm9):
+    with pytest.raises(ValueError, match="empty"):
+        point_group(Atoms())
+    broken = qm9[3].copy()
+    broken.positions[0, 2] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        point_group(broken)
+    with pytest.raises(ValueError, match="positive"):
+        point_group(qm9[3], tolerance=0.0)
+    assert point_group(Atoms("C", positions=[[1.0, 2.0, 3.0]])) == "Kh"
+
+
+# ----------------------------------------------------------------------------------------
+# SI validation experiment (SI Fig. 1)
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small(qm9):
+    return qm9[:5]  # two 3-atom (H2O, HCN) and three 4-atom molecules
+
+
+@pytest.fixture(scope="module")
+def validation(small):
+    return {s: rdkit_validation(small, n_trials=3, seed=1, species=s) for s in (False, True)}
+
+
+def test_random_copy_is_a_rotated_relabelled_copy(qm9):
+    from scipy.spatial.distance import pdist
+
+    mol = qm9[30]
+    copy = _random_copy(mol, np.random.default_rng(0))
+    assert sorted(copy.get_chemical_symbols()) == sorted(mol.get_chemical_symbols())
+    assert copy.get_chemical_symbols() != mol.get_chemical_symbols()  # labels permuted
+    assert not np.allclose(np.sort(copy.positions, axis=0), np.sort(mol.positions, axis=0))
+    np.testing.assert_allclose(np.sort(pdist(copy.positions)), np.sort(pdist(mol.positions)),
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("species", [False, True])
+def test_rdkit_validation_rows(validation, small, species):
+    table = validation[species]
+    assert list(table.columns) == list(VALIDATION_COLUMNS)
+    copies, pairs = table[table["kind"] == "self"], table[table["kind"] == "pair"]
+    assert len(copies) == 3 * len(small) and len(pairs) == 1 + 3  # C(2,2) + C(3,2) pairs
+    assert (table["species"] == species).all()
+    ids = [int(m.info["qm9_id"]) for m in small]
+    assert sorted(copies["qm9_id"].unique()) == sorted(ids)
+    assert (copies["qm9_id"] == copies["other_id"]).all()
+    assert sorted(copies["trial"].unique()) == [0, 1, 2]
+    assert (pairs["qm9_id"] != pairs["other_id"]).all() and (pairs["trial"] == 0).all()
+    sizes = {int(m.info["qm9_id"]): len(m) for m in small}
+    assert (pairs["qm9_id"].map(sizes) == pairs["other_id"].map(sizes)).all()
+    assert (table["n_atoms"] == table["qm9_id"].map(sizes)).all()
+    # RDKit's AlignMol RMSD is the square root of a difference of large sums, so identical
+    # structures give up to a few 1e-6 A (at most 6e-6 A over the whole subset), not 0
+    assert copies["rmsd"].max() < 1e-5
+    assert copies["fingerprint_rmsd"].max() < 1e-10
+    assert pairs["rmsd"].min() > 0.1 and pairs["fingerprint_rmsd"].min() > 1e-3
+    # species_aware: positions-only never; with species, copies always, pairs only when
+    # the compositions agree
+    assert copies["species_aware"].all() == species
+    if not species:
+        assert not table["species_aware"].any()
+
+
+def test_rdkit_validation_fingerprints_use_the_species(validation, small):
+    """The two settings compare the same structures, but fingerprints weighted by species."""
+    plain, weighted = validation[False], validation[True]
+    pairs = plain["kind"] == "pair"
+    assert not np.allclose(plain.loc[pairs, "fingerprint_rmsd"],
+                           weighted.loc[pairs, "fingerprint_rmsd"])
+    from milad.descriptor import Descriptor
+
+    first = pairs.idxmax()
+    a, b = (next(m for m in small if m.info["qm9_id"] == plain.loc[first, k])
+            for k in ("qm9_id", "other_id"))
+    d = Descriptor(n_max=7, cutoff=5.0, species="H,C,N,O,F")
+    expected = np.sqrt(np.mean((d.molecule(a) - d.molecule(b)) ** 2))
+    assert weighted.loc[first, "fingerprint_rmsd"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_random_copies_are_seeded(qm9):
+    mol = qm9[40]
+    one, two, other = (_random_copy(mol, np.random.default_rng(s)) for s in (3, 3, 4))
+    np.testing.assert_array_equal(one.positions, two.positions)
+    assert not np.allclose(one.positions, other.positions)
+    a = rdkit_validation(qm9[:2], n_trials=2, seed=3, species=True, use_rdkit=False)
+    b = rdkit_validation(qm9[:2], n_trials=2, seed=3, species=True, use_rdkit=False)
+    np.testing.assert_allclose(a["rmsd"], b["rmsd"], rtol=0, atol=1e-12)
+    keys = ["kind", "qm9_id", "other_id", "trial"]
+    assert a[keys].equals(b[keys])
+
+
+def test_rdkit_validation_errors(small):
+    from milad.descriptor import Descriptor
+
+    with pytest.raises(ValueError, match="at least one molecule"):
+        rdkit_validation([], species=False)
+    with pytest.raises(ValueError, match="n_trials"):
+        rdkit_validation(small, n_trials=-1, species=False)
+    with pytest.raises(ValueError, match="species map"):
+        rdkit_validation(small, species=True, descriptor=Descriptor())
+    with pytest.raises(ValueError, match="distinct qm9_id"):
+        rdkit_validation([small[0], small[0]], species=False)
+    with pytest.raises(TypeError):
+        rdkit_validation(small)  # species must be given

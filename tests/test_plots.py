@@ -98,3 +98,276 @@ def test_reconstruction_slices_sharpen_on_the_heaviest_atom(tmp_path):
     paths = [tmp_path / "fig2.png", tmp_path / "fig2.pdf"]
     plot_reconstructions(axis, slices, plane, weights, paths)
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+# ----------------------------------------------------------------------------------------
+# Decoding figures: Figs. 3, 5, 6, 7, SI Figs. 1, 2 and the headline numbers
+# ----------------------------------------------------------------------------------------
+import pandas as pd  # noqa: E402
+
+from milad.plots import (  # noqa: E402
+    DECODE_COLUMNS,
+    RMSD_FLOOR,
+    decoding_summary,
+    per_molecule,
+    plot_decoding,
+    plot_peak_finding,
+    plot_point_groups,
+    plot_rdkit_validation,
+    plot_rdkit_vs_fingerprint,
+    plot_species_recovery,
+    point_group_counts,
+)
+
+#: (qm9_id, n_atoms, point group) of the hand-made molecules
+MOLECULES = [(1, 3, "C2v"), (2, 4, "C3v"), (3, 4, "Td"), (4, 5, "C2v")]
+#: fingerprint RMSD per mode, molecule and attempt (threshold 1e-6)
+RMSDS = {
+    "positions": {1: [0.0, 1e-9, 1e-8], 2: [1e-8, 1e-3, 1e-2], 3: [1e-2, 1e-3, 1e-4],
+                  4: [1e-12, 1e-12, 1e-12]},
+    "single": {1: [1e-10, 1e-11, 1e-12], 2: [1e-3, 1e-3, 1e-3], 3: [1e-2, 1e-2, 1e-2],
+               4: [1e-7, 1e-2, 1e-2]},
+    "two": {1: [1e-10, 1e-10, 1e-10], 2: [1e-9, 1e-9, 1e-9], 3: [1e-9, np.nan, 1e-10],
+            4: [1e-12, 1e-12, 1e-12]},
+}
+
+
+def decode_table() -> pd.DataFrame:
+    """A decode table with every contract column: 4 molecules x 3 modes x 3 attempts."""
+    rows = []
+    for mode, per_id in RMSDS.items():
+        for qm9_id, n_atoms, group in MOLECULES:
+            for attempt, value in enumerate(per_id[qm9_id]):
+                structure = 1e-5 if value < 1e-6 else 0.5
+                rows.append({
+                    "qm9_id": qm9_id, "n_atoms": n_atoms, "formula": f"X{n_atoms}",
+                    "smiles": "C", "point_group": group, "mode": mode, "attempt": attempt,
+                    "seed": attempt, "success": value < 1e-6, "fingerprint_rmsd": value,
+                    "positions_rmsd": 1e-9 if mode == "two" else np.nan,
+                    "structure_rmsd": structure,
+                    # the second attempt of molecule 4 found the mirror image
+                    "rmsd": 0.7 if (qm9_id, attempt) == (4, 1) else structure,
+                    "mirror_rmsd": structure if (qm9_id, attempt) == (4, 1) else 0.6,
+                    "matched": "mirror" if (qm9_id, attempt) == (4, 1) else "original",
+                    "species_correct": True, "iterations": 10,
+                    "wall_s": {"positions": 1.0, "single": 2.0, "two": 3.0}[mode] + attempt,
+                })
+    table = pd.DataFrame(rows)
+    assert list(table.columns) == list(DECODE_COLUMNS)
+    return table
+
+
+def assert_written(paths):
+    pdf, png = paths
+    assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
+
+def line(figure, gid):
+    found = [artist for ax in figure.axes for artist in ax.lines if artist.get_gid() == gid]
+    assert len(found) == 1, gid
+    return found[0]
+
+
+def test_per_molecule_table():
+    molecules = per_molecule(decode_table())
+    positions = molecules[molecules["mode"] == "positions"].set_index("qm9_id")
+    assert positions.loc[1, "best"] == 0.0 and positions.loc[1, "worst"] == 1e-8
+    assert positions["decoded"].to_dict() == {1: True, 2: True, 3: False, 4: True}
+    assert positions["consistent"].to_dict() == {1: True, 2: False, 3: False, 4: True}
+    two = molecules[molecules["mode"] == "two"].set_index("qm9_id")
+    # a NaN attempt is a failure: not consistent, but the other attempts still count
+    assert two.loc[3, "best"] == 1e-10 and two.loc[3, "successes"] == 2
+    assert two.loc[3, "decoded"] and not two.loc[3, "consistent"]
+    assert list(molecules["mode"].unique()) == ["positions", "single", "two"]
+
+
+def test_decoding_summary_counts():
+    summary = decoding_summary(decode_table()).set_index("mode")
+    assert list(summary.index) == ["positions", "single", "two"]
+    assert summary["molecules"].tolist() == [4, 4, 4]
+    assert summary["decoded"].tolist() == [3, 2, 4]
+    assert summary["consistently_decoded"].tolist() == [2, 1, 3]
+    assert summary["success_rate_percent"].tolist() == [75.0, 50.0, 100.0]
+    assert summary["largest_decoded"].tolist() == [5, 5, 5]
+    assert summary["largest_consistently_decoded"].tolist() == [5, 3, 5]
+    assert summary["median_wall_s"].tolist() == [2.0, 3.0, 4.0]
+    assert summary["paper_success_rate_percent"].tolist() == [97.0, 70.0, 95.0]
+    assert summary.loc["positions", "paper_largest_decoded"] == 29
+    assert summary.loc["single", "paper_largest_consistently_decoded"] == 17
+    assert np.isnan(summary.loc["two", "paper_largest_decoded"])
+    # only "two" reaches the paper (100% >= 95%, no sizes given)
+    assert summary["meets_paper"].tolist() == [False, False, True]
+    # a looser threshold decodes more
+    loose = decoding_summary(decode_table(), threshold=2e-3).set_index("mode")
+    assert loose.loc["positions", "decoded"] == 4 and loose.loc["single", "decoded"] == 3
+
+
+def test_fig5_plots_best_attempt_per_molecule(tmp_path):
+    paths = [tmp_path / "fig5.pdf", tmp_path / "fig5.png"]
+    figure = plot_decoding(decode_table(), paths)
+    assert_written(paths)
+    best = line(figure, "best-positions")
+    # molecules sorted by size (1: 3 atoms, 2 and 3: 4 atoms, 4: 5 atoms); exact 0 at the floor
+    np.testing.assert_allclose(best.get_ydata(), [RMSD_FLOOR, 1e-8, 1e-4, 1e-12])
+    np.testing.assert_allclose(line(figure, "best-single").get_ydata(), [1e-12, 1e-3, 1e-2, 1e-7])
+    assert best.get_xdata()[0] < line(figure, "best-single").get_xdata()[0]  # side by side
+    labels = [t.get_text() for ax in figure.axes if ax.get_legend()
+              for t in ax.get_legend().get_texts()]
+    assert any("3/4 (75%) decoded" in t and "2/4 (50%) every attempt" in t for t in labels)
+    assert any("2/4 (50%) decoded" in t and "1/4 (25%) every attempt" in t for t in labels)
+    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert any("drawn at 1e-16" in t for t in texts)
+    assert all(ax.get_yscale() == "log" for ax in figure.axes)
+    plt.close(figure)
+
+
+def test_fig6_shows_two_beside_positions(tmp_path):
+    paths = [tmp_path / "fig6.pdf", tmp_path / "fig6.png"]
+    figure = plot_species_recovery(decode_table(), paths)
+    assert_written(paths)
+    np.testing.assert_allclose(line(figure, "best-two").get_ydata(), [1e-10, 1e-9, 1e-10, 1e-12])
+    assert not [a for ax in figure.axes for a in ax.lines if a.get_gid() == "best-single"]
+    line(figure, "best-positions")
+    plt.close(figure)
+
+
+def test_fig7_bar_heights_and_counts(tmp_path):
+    counts = point_group_counts(decode_table())
+    assert list(dict.fromkeys(counts["point_group"])) == ["C2v", "C3v", "Td"]  # most common first
+    paths = [tmp_path / "fig7.pdf", tmp_path / "fig7.png"]
+    figure = plot_point_groups(decode_table(), paths)
+    assert_written(paths)
+    (ax,) = figure.axes
+    heights = {p.get_gid(): p.get_height() for p in ax.patches if p.get_gid()}
+    expected = {
+        ("positions", "C2v"): (2, 2), ("positions", "C3v"): (1, 1), ("positions", "Td"): (0, 1),
+        ("single", "C2v"): (2, 2), ("single", "C3v"): (0, 1), ("single", "Td"): (0, 1),
+        ("two", "C2v"): (2, 2), ("two", "C3v"): (1, 1), ("two", "Td"): (1, 1),
+    }
+    assert heights == {f"bar-{m}-{g}": k / n for (m, g), (k, n) in expected.items()}
+    labels = sorted(t.get_text() for t in ax.texts)
+    assert labels == sorted(f"{k}/{n}" for k, n in expected.values())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["C2v", "C3v", "Td"]
+    plt.close(figure)
+
+
+def validation_table() -> pd.DataFrame:
+    rows = []
+    for species in (False, True):
+        for n_atoms, rmsd in ((3, 0.0), (4, 2e-7), (9, 0.4 if not species else 1e-7)):
+            rows.append({"kind": "self", "species": species, "n_atoms": n_atoms, "qm9_id": n_atoms,
+                         "other_id": n_atoms, "trial": 0, "rmsd": rmsd, "mirror_rmsd": rmsd,
+                         "fingerprint_rmsd": 1e-15, "species_aware": species})
+        rows.append({"kind": "pair", "species": species, "n_atoms": 4, "qm9_id": 4,
+                     "other_id": 5, "trial": 0, "rmsd": 0.254, "mirror_rmsd": 0.3,
+                     "fingerprint_rmsd": 0.05, "species_aware": False})
+    return pd.DataFrame(rows)
+
+
+def test_si_fig1_rdkit_validation(tmp_path):
+    paths = [tmp_path / "si1.pdf", tmp_path / "si1.png"]
+    figure = plot_rdkit_validation(validation_table(), paths)
+    assert_written(paths)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[0].startswith("positions only") and "up to $N_A$ = 4" in titles[0]
+    assert titles[1].startswith("with species") and "up to $N_A$ = 9" in titles[1]
+    assert all("min pair RMSD 0.254 A" in t for t in titles)
+    copies = line(figure, "self-rmsd-False")
+    np.testing.assert_allclose(copies.get_ydata(), [RMSD_FLOOR, 2e-7, 0.4])
+    np.testing.assert_allclose(copies.get_xdata(), [2.85, 3.85, 8.85])
+    np.testing.assert_allclose(line(figure, "pair-fingerprint-True").get_ydata(), [0.05])
+    plt.close(figure)
+    # as the pipeline passes it: read back from CSV, species as text
+    text = validation_table().astype({"species": str})
+    again = plot_rdkit_validation(text)
+    np.testing.assert_allclose(line(again, "self-rmsd-True").get_ydata(), [RMSD_FLOOR, 2e-7, 1e-7])
+    plt.close(again)
+    with pytest.raises(ValueError, match="True/False"):
+        plot_rdkit_validation(validation_table().assign(species="maybe"))
+
+
+def test_si_fig2_rdkit_vs_fingerprint(tmp_path):
+    paths = [tmp_path / "si2.pdf", tmp_path / "si2.png"]
+    figure = plot_rdkit_vs_fingerprint(decode_table(), paths, max_atoms=4)
+    assert_written(paths)
+    original = line(figure, "original-positions")
+    assert len(original.get_ydata()) == 9  # molecules 1-3 (<= 4 atoms), three attempts each
+    fingerprint = line(figure, "fingerprint-positions").get_ydata()
+    np.testing.assert_allclose(fingerprint, [RMSD_FLOOR, 1e-9, 1e-8, 1e-8, 1e-3, 1e-2, 1e-2,
+                                             1e-3, 1e-4])
+    # failed attempts have RDKit RMSD 0.5 > 0.1: their mirror image is drawn too
+    np.testing.assert_allclose(line(figure, "mirror-positions").get_ydata(), [0.6] * 5)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles[0].endswith("agree on 9/9")
+    # with molecule 4, the attempt that found the mirror image agrees once mirrored
+    full = plot_rdkit_vs_fingerprint(decode_table(), max_atoms=5)
+    mirrors = line(full, "mirror-positions").get_ydata()
+    assert 1e-5 in mirrors
+    assert [ax.get_title() for ax in full.axes if ax.get_title()][0].endswith("agree on 12/12")
+    plt.close(figure)
+    plt.close(full)
+
+
+def test_decode_figures_reject_bad_tables(tmp_path):
+    table = decode_table()
+    with pytest.raises(ValueError, match="fingerprint_rmsd"):
+        plot_decoding(table.drop(columns="fingerprint_rmsd"))
+    with pytest.raises(ValueError, match="point_group"):
+        plot_point_groups(table.drop(columns="point_group"))
+    with pytest.raises(ValueError, match="unknown mode.*joint"):
+        decoding_summary(table.replace({"mode": {"single": "joint"}}))
+    with pytest.raises(ValueError, match="mirror_rmsd"):
+        plot_rdkit_vs_fingerprint(table.drop(columns="mirror_rmsd"))
+    with pytest.raises(ValueError, match="no rows for mode"):
+        plot_species_recovery(table[table["mode"] == "single"])
+    with pytest.raises(ValueError, match="empty"):
+        decoding_summary(table.iloc[:0])
+    with pytest.raises(ValueError, match="threshold"):
+        plot_decoding(table, threshold=0.0)
+    with pytest.raises(ValueError, match="at most 2 atoms"):
+        plot_rdkit_vs_fingerprint(table, max_atoms=2)
+    with pytest.raises(ValueError, match="unknown kind"):
+        plot_rdkit_validation(validation_table().replace({"kind": {"pair": "other"}}))
+    with pytest.raises(ValueError, match="wall_s"):
+        decoding_summary(table.drop(columns="wall_s"))
+
+
+def test_fig3_peak_finding(tmp_path):
+    from ase.build import molecule
+    from scipy.spatial.distance import pdist
+
+    from milad.descriptor import Descriptor
+
+    formaldehyde = molecule("H2CO")  # planar: the figure's plane is the molecular plane
+    paths = [tmp_path / "fig3.pdf", tmp_path / "fig3.png"]
+    figure = plot_peak_finding(formaldehyde, Descriptor(), paths)
+    assert_written(paths)
+    panels = [ax for ax in figure.axes if ax.axison]
+    assert len(panels) == len(formaldehyde) + 1
+
+    def offsets(ax, label):
+        (found,) = [c for c in ax.collections if c.get_label() == label]
+        return np.asarray(found.get_offsets())
+
+    original = offsets(panels[-1], "original")
+    np.testing.assert_allclose(np.sort(pdist(original)),
+                               np.sort(pdist(formaldehyde.positions)) / 5.0, atol=1e-12)
+    placed = offsets(panels[-1], "placed")
+    picked = np.concatenate([offsets(ax, "picked") for ax in panels[:-1]])
+    np.testing.assert_array_equal(picked, placed)
+    np.testing.assert_array_equal(offsets(panels[2], "placed"), placed[:2])
+    # picks lie on the 31^3 grid and keep r_min = 0.11 apart (exclusion honoured)
+    steps = (placed + 1.0) * 15.0
+    np.testing.assert_allclose(steps, np.rint(steps), atol=1e-9)
+    assert pdist(placed).min() >= 0.11
+    # the first pick, the density maximum, lies on an atom (within 0.1 A)
+    assert np.linalg.norm(original - placed[0], axis=1).min() < 0.1 / 5.0
+    exclusion = [p for p in panels[3].patches if p.get_gid() == "excluded"]
+    assert len(exclusion) == 3 and all(p.get_radius() == 0.11 for p in exclusion)
+    plt.close(figure)
+    short = plot_peak_finding(formaldehyde, Descriptor(), n_panels=2)
+    assert len([ax for ax in short.axes if ax.axison]) == 3
+    plt.close(short)
+    with pytest.raises(ValueError, match="n_panels"):
+        plot_peak_finding(formaldehyde, Descriptor(), n_panels=0)
