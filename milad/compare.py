@@ -29,6 +29,8 @@ from ase import Atoms
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.transform import Rotation
 
+from .data import QM9_SPECIES
+
 __all__ = [
     "ComparisonResult",
     "compare",
@@ -301,7 +303,7 @@ def rdkit_validation(
 
     species: ``False`` treats every atom as the same element (structures compared by
     positions, fingerprints of ``Descriptor(n_max=7, cutoff=5.0)`` with weights 1);
-    ``True`` uses the real elements (fingerprints with ``species="H,C,N,O,F"``). A pair of
+    ``True`` uses the real elements (fingerprints with the paper's ``QM9_SPECIES``). A pair of
     different compositions cannot be matched within species, so it is compared by positions;
     ``species_aware`` records which matching was used. descriptor: replaces the default
     descriptor (it must carry a species map exactly when ``species`` is true).
@@ -322,7 +324,7 @@ def rdkit_validation(
         raise ValueError(f"n_trials must be a non-negative integer, got {n_trials}")
     species = bool(species)
     if descriptor is None:
-        descriptor = Descriptor(n_max=7, cutoff=5.0, species="H,C,N,O,F" if species else None)
+        descriptor = Descriptor(n_max=7, cutoff=5.0, species=QM9_SPECIES if species else None)
     elif (descriptor.species is not None) != species:
         raise ValueError(
             f"species={species} needs a descriptor {'with' if species else 'without'} a "

@@ -8,7 +8,10 @@ and ``forces`` (eV/Angstrom). Read without pymatgen.
 QM9 (Ramakrishnan et al., Sci. Data 1, 140022 (2014)): the paper's 77-molecule reconstruction
 subset (supplementary "Reconstruction experiment"; QM9 ID k is gdb entry k + 1) ships with the
 package as ``milad/data/qm9_subset.extxyz``; ``extract_qm9_subset`` regenerates it from the
-``qm9pack`` CSV tables (columns ``Index`` = gdb index, ``Elements``, ``XYZ_Ang``, ``SMILES``).
+``qm9pack`` CSV tables (columns ``Index`` = gdb index, ``Elements``, ``XYZ_Ang``, ``SMILES``) and
+``extract_qm9_subset_from_archive`` from the canonical figshare archive ``dsgdb9nsd.xyz.tar.bz2``
+(one ``dsgdb9nsd_<gdb index>.xyz`` file per molecule, read by :func:`read_qm9_xyz`), which
+:func:`fetch_qm9_archive` takes from a local copy or downloads.
 
 The mlearn files are fetched by :func:`fetch_mlearn`: from a local mirror directory when one is
 configured, else from the canonical GitHub repository at the pinned commit ``MLEARN_COMMIT``,
@@ -38,22 +41,33 @@ __all__ = [
     "MLEARN_REPOSITORY",
     "MLEARN_SHA256",
     "MLEARN_SPLITS",
+    "QM9_ARCHIVE_NAME",
+    "QM9_ARCHIVE_URL",
     "QM9_SUBSET_IDS",
     "QM9_SUBSET_PATH",
     "ChecksumError",
     "DataUnavailableError",
     "FetchedFile",
     "extract_qm9_subset",
+    "extract_qm9_subset_from_archive",
     "fetch_mlearn",
     "fetch_mlearn_all",
+    "fetch_qm9_archive",
     "mlearn_url",
+    "parse_qm9_xyz",
+    "qm9pack_csv_paths",
+    "qm9_subset_differences",
     "read_mlearn",
     "read_qm9_subset",
+    "read_qm9_xyz",
     "sha256_of",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 QM9_SUBSET_PATH = DATA_DIR / "qm9_subset.extxyz"
+#: The paper's species weights for QM9 (section IV A): H, C, O, N, F -> 1.1, 1.3, 1.5, 1.7, 1.9
+#: (one bin of [1, 2] each), as a ``Descriptor(species=...)`` string.
+QM9_SPECIES = "H,C,O,N,F"
 
 # Supplementary material, "Reconstruction experiment": three molecules per size from 3 to 29
 # atoms (two of size 3, none of size 28), as 0-based QM9 IDs keyed by number of atoms.
@@ -162,6 +176,206 @@ def read_qm9_subset(path: str | Path = QM9_SUBSET_PATH) -> list[Atoms]:
         if "qm9_id" not in atoms.info:
             raise ValueError(f"{path} frame {i} has no qm9_id: not a milad QM9 subset file")
     return frames
+
+
+# ---------------------------------------------------------------------- QM9: the figshare archive
+
+#: The canonical QM9 archive (Ramakrishnan et al. 2014, figshare, doi:10.6084/m9.figshare.978904):
+#: ``dsgdb9nsd.xyz.tar.bz2`` holds one ``dsgdb9nsd_<gdb index, 6 digits>.xyz`` per molecule.
+QM9_ARCHIVE_URL = "https://ndownloader.figshare.com/files/3195389"
+QM9_ARCHIVE_NAME = "dsgdb9nsd.xyz.tar.bz2"
+#: Names of the 15 scalar properties on line 2 of a QM9 xyz file, after ``gdb <index>``.
+QM9_PROPERTIES = ("A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U",
+                  "H", "G", "Cv")
+
+
+def _qm9_float(text: str) -> float:
+    """A QM9 number: Fortran/Mathematica style exponents such as ``1.2*^-6`` are allowed."""
+    return float(text.replace("*^", "e"))
+
+
+def parse_qm9_xyz(text: str, where: str = "QM9 xyz") -> Atoms:
+    """One molecule in the QM9 (dsgdb9nsd) xyz format.
+
+    Line 1: the number of atoms N; line 2: ``gdb <index>`` and the 15 properties of
+    ``QM9_PROPERTIES``; N lines ``El x y z q`` (Angstrom, Mulliken charge q); then the
+    harmonic frequencies, the SMILES of GDB-17 and of the relaxed geometry, and the two InChI.
+    Numbers may be written ``1.2*^-6``.
+
+    ``info``: ``gdb_index``, ``qm9_id`` (= gdb index - 1), ``smiles`` (GDB-17),
+    ``smiles_relaxed``, ``inchi``, ``inchi_relaxed`` and the 15 properties; the charges are the
+    initial charges, the frequencies ``info["frequencies"]``. Raises ``ValueError`` naming
+    ``where`` and the line for a file that is not in this format.
+    """
+    lines = text.splitlines()
+    try:
+        n_atoms = int(lines[0].split()[0])
+        header = lines[1].split()
+        if header[0] != "gdb":
+            raise ValueError(f"line 2 should start with 'gdb', got {lines[1][:40]!r}")
+        index = int(header[1])
+        properties = [_qm9_float(v) for v in header[2:]]
+        if len(properties) != len(QM9_PROPERTIES):
+            raise ValueError(
+                f"line 2 has {len(properties)} properties, expected {len(QM9_PROPERTIES)}"
+            )
+        symbols, positions, charges = [], [], []
+        for line in lines[2:2 + n_atoms]:
+            fields = line.split()
+            if len(fields) != 5:
+                raise ValueError(f"atom line {line!r} should have 5 fields (El x y z charge)")
+            symbols.append(fields[0])
+            positions.append([_qm9_float(v) for v in fields[1:4]])
+            charges.append(_qm9_float(fields[4]))
+        if len(symbols) != n_atoms:
+            raise ValueError(f"{len(symbols)} atom lines for {n_atoms} atoms")
+        rest = lines[2 + n_atoms:]
+        if len(rest) < 3:
+            raise ValueError("the frequency, SMILES and InChI lines are missing")
+        frequencies = [_qm9_float(v) for v in rest[0].split()]
+        smiles = rest[1].split()
+        inchi = rest[2].split()
+        if len(smiles) != 2 or len(inchi) != 2:
+            raise ValueError("the SMILES and InChI lines should hold two entries each")
+    except (IndexError, ValueError) as error:
+        raise ValueError(f"{where}: not a QM9 xyz file ({error})") from error
+    atoms = Atoms(symbols=symbols, positions=positions)
+    atoms.set_initial_charges(charges)
+    atoms.info.update(
+        gdb_index=index, qm9_id=index - 1, smiles=smiles[0], smiles_relaxed=smiles[1],
+        inchi=inchi[0], inchi_relaxed=inchi[1], frequencies=np.array(frequencies),
+        **dict(zip(QM9_PROPERTIES, properties)),
+    )
+    return atoms
+
+
+def read_qm9_xyz(path: str | Path) -> Atoms:
+    """One QM9 xyz file (``dsgdb9nsd_<index>.xyz``); see :func:`parse_qm9_xyz`."""
+    path = Path(path)
+    return parse_qm9_xyz(path.read_text(encoding="utf-8"), where=str(path))
+
+
+def _qm9_xyz_index(name: str) -> int | None:
+    stem = Path(name).name
+    if not (stem.startswith("dsgdb9nsd_") and stem.endswith(".xyz")):
+        return None
+    try:
+        return int(stem[len("dsgdb9nsd_"):-len(".xyz")])
+    except ValueError:
+        return None
+
+
+def _subset_molecule(atoms: Atoms, source: str) -> Atoms:
+    """The subset file's view of a QM9 molecule: symbols, positions and identifiers only."""
+    out = Atoms(symbols=atoms.get_chemical_symbols(), positions=atoms.positions)
+    out.info.update(
+        qm9_id=int(atoms.info["qm9_id"]), gdb_index=int(atoms.info["gdb_index"]),
+        smiles=atoms.info["smiles"], smiles_relaxed=atoms.info["smiles_relaxed"], source=source,
+    )
+    return out
+
+
+def extract_qm9_subset_from_archive(archive: str | Path, ids=None) -> list[Atoms]:
+    """The QM9 subset molecules (default: the paper's 77) from the figshare QM9 archive.
+
+    archive: ``dsgdb9nsd.xyz.tar.bz2`` (any tar compression) or a folder of the extracted
+    ``dsgdb9nsd_*.xyz`` files. Molecules come sorted like the shipped subset (atoms, then ID)
+    with ``info`` keys ``qm9_id``, ``gdb_index``, ``smiles`` (GDB-17), ``smiles_relaxed`` and
+    ``source``. Raises ``ValueError`` naming the IDs that are missing or whose atom count
+    differs from the subset table.
+    """
+    import tarfile
+
+    expected = {i: n for n, group in QM9_SUBSET_IDS.items() for i in group} if ids is None else {
+        int(i): None for i in ids
+    }
+    wanted = {i + 1 for i in expected}
+    archive = Path(archive)
+    found: dict[int, Atoms] = {}
+    if archive.is_dir():
+        for index in sorted(wanted):
+            path = archive / f"dsgdb9nsd_{index:06d}.xyz"
+            if path.is_file():
+                found[index - 1] = _subset_molecule(read_qm9_xyz(path), f"figshare:{path.name}")
+    else:
+        if not archive.is_file():
+            raise FileNotFoundError(f"QM9 archive not found: {archive}")
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                index = _qm9_xyz_index(member.name)
+                if index is None or index not in wanted or not member.isfile():
+                    continue
+                text = tar.extractfile(member).read().decode("utf-8")
+                name = Path(member.name).name
+                molecule = parse_qm9_xyz(text, where=f"{archive.name}:{member.name}")
+                found[index - 1] = _subset_molecule(molecule, f"figshare:{name}")
+                if len(found) == len(wanted):
+                    break
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise ValueError(f"QM9 IDs not found in {archive}: {missing}")
+    wrong = [i for i, n in expected.items() if n is not None and len(found[i]) != n]
+    if wrong:
+        raise ValueError(f"QM9 IDs with an atom count unlike the subset table: {wrong}")
+    return [found[i] for i in sorted(expected, key=lambda i: (len(found[i]), i))]
+
+
+def qm9pack_csv_paths() -> list[Path]:
+    """The QM9 CSV tables of the installed ``qm9pack`` package (``qm9pack/data/*.csv``).
+
+    Raises ``ModuleNotFoundError`` saying ``pip install qm9pack`` when it is not installed
+    (a 104 MB wheel; milad does not depend on it).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("qm9pack")
+    if spec is None or not (spec.origin or spec.submodule_search_locations):
+        raise ModuleNotFoundError(
+            "the QM9 source 'qm9pack' needs the qm9pack package, which is not installed: run "
+            "`pip install qm9pack` (a 104 MB wheel), or choose the source 'shipped' or 'figshare'",
+            name="qm9pack",
+        )
+    roots = [Path(p) for p in (spec.submodule_search_locations or [Path(spec.origin).parent])]
+    paths = sorted(p for root in roots for p in (root / "data").glob("*.csv"))
+    if not paths:
+        raise FileNotFoundError(
+            f"the installed qm9pack ({', '.join(map(str, roots))}) has no data/*.csv tables; "
+            "reinstall it with `pip install --force-reinstall qm9pack`"
+        )
+    return paths
+
+
+def qm9_subset_differences(molecules, reference, atol: float = 1e-6) -> list[str]:
+    """How the QM9 molecules ``molecules`` differ from ``reference`` (e.g. the shipped subset).
+
+    Compared in order: the QM9 IDs, the chemical symbols, the positions (to ``atol``
+    Angstrom) and the SMILES (a molecule carrying ``smiles_relaxed`` matches when either of its
+    two SMILES equals the reference's). Returns one line per difference; ``[]`` when equal.
+    """
+    ids = [int(a.info["qm9_id"]) for a in molecules]
+    reference_ids = [int(a.info["qm9_id"]) for a in reference]
+    if ids != reference_ids:
+        extra = sorted(set(ids) - set(reference_ids))
+        lacking = sorted(set(reference_ids) - set(ids))
+        return [f"the QM9 IDs differ: extra {extra}, missing {lacking}"
+                + ("" if extra or lacking else " (same IDs, another order)")]
+    problems = []
+    for atoms, ref in zip(molecules, reference):
+        name = f"QM9 ID {ref.info['qm9_id']}"
+        if atoms.get_chemical_symbols() != ref.get_chemical_symbols():
+            problems.append(f"{name}: atoms {atoms.get_chemical_formula()} in the order "
+                            f"{''.join(atoms.get_chemical_symbols())}, reference "
+                            f"{''.join(ref.get_chemical_symbols())}")
+            continue
+        deviation = float(np.max(np.abs(atoms.positions - ref.positions)))
+        if not deviation <= atol:
+            problems.append(f"{name}: positions differ by up to {deviation:.3g} A (> {atol:g} A)")
+        smiles = {atoms.info.get("smiles"), atoms.info.get("smiles_relaxed")} - {None}
+        if ref.info.get("smiles") not in smiles:
+            problems.append(
+                f"{name}: SMILES {sorted(smiles)}, reference {ref.info.get('smiles')!r}"
+            )
+    return problems
 
 
 # ---------------------------------------------------------------------- mlearn: fetch / mirror
@@ -362,3 +576,90 @@ def fetch_mlearn_all(
             except (ChecksumError, DataUnavailableError) as error:
                 errors[(element, split)] = str(error)
     return fetched, errors
+
+
+# ---------------------------------------------------------------------- QM9: fetch / mirror
+
+
+def fetch_qm9_archive(
+    destination: str | Path,
+    mirror: str | Path | None = None,
+    download: bool = True,
+    expected_sha256: str | None = None,
+    url: str = QM9_ARCHIVE_URL,
+    downloader: Callable[[str, Path], None] | None = None,
+) -> FetchedFile:
+    """Put the QM9 archive ``dsgdb9nsd.xyz.tar.bz2`` at ``destination``, sha256-checked.
+
+    Order: the local copy ``mirror`` (the archive file itself) when one is given; then a file
+    already at ``destination`` that verifies against ``expected_sha256``; then, when
+    ``download`` is true, ``url`` (the figshare file) through ``downloader(url, path)``
+    (default: urllib). expected_sha256: ``None`` accepts any content with a ``UserWarning``
+    that gives the digest to pin.
+
+    Raises ``ChecksumError`` when the only file found is corrupt and nothing better can be had,
+    and ``DataUnavailableError`` (one message naming every place tried) when there is none.
+    """
+    what = f"QM9 archive {QM9_ARCHIVE_NAME}"
+    destination = Path(destination)
+    problems: list[str] = []
+    corrupt: ChecksumError | None = None
+
+    def unverified(source: str, digest: str) -> None:
+        warnings.warn(
+            f"{what} from {source} has no pinned sha256; accepted unverified (sha256 {digest}); "
+            "set qm9.figshare.sha256 (or pass expected_sha256) to pin it",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    if mirror is not None:
+        mirrored = Path(mirror)
+        if mirrored.is_file():
+            try:
+                digest = _verify(mirrored, expected_sha256, what)
+            except ChecksumError as error:
+                corrupt = error
+                problems.append(f"local copy {mirrored} is corrupt ({error})")
+            else:
+                if expected_sha256 is None:
+                    unverified(f"local copy {mirrored}", digest)
+                if destination.resolve() != mirrored.resolve():
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    partial = destination.with_name(destination.name + ".part")
+                    shutil.copyfile(mirrored, partial)
+                    partial.replace(destination)
+                return FetchedFile(destination, "mirror", digest, expected_sha256 is not None, url)
+        else:
+            problems.append(f"no local copy (no file {mirrored})")
+    if destination.is_file() and expected_sha256 is not None:
+        try:
+            digest = _verify(destination, expected_sha256, what)
+        except ChecksumError:
+            problems.append(f"the existing {destination} is corrupt; it is replaced")
+        else:
+            return FetchedFile(destination, "cache", digest, True, url)
+    if not download:
+        problems.append("downloads are disabled")
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".download")
+        try:
+            (downloader or _urllib_download)(url, partial)
+            digest = _verify(partial, expected_sha256, what)
+        except ChecksumError as error:
+            corrupt = error
+            problems.append(f"the download from {url} is corrupt ({error})")
+            partial.unlink(missing_ok=True)
+        except Exception as error:  # any network or client failure: report it, do not crash
+            problems.append(f"download from {url} failed ({type(error).__name__}: {error})")
+            partial.unlink(missing_ok=True)
+        else:
+            partial.replace(destination)
+            if expected_sha256 is None:
+                unverified(url, digest)
+            return FetchedFile(destination, "download", digest, expected_sha256 is not None, url)
+    message = f"{what} is unavailable: " + "; ".join(problems)
+    if corrupt is not None:
+        raise ChecksumError(message)
+    raise DataUnavailableError(message)

@@ -18,7 +18,7 @@ from milad.compare import (
     point_group,
     rdkit_validation,
 )
-from milad.data import read_qm9_subset
+from milad.data import QM9_SPECIES, read_qm9_subset
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_rdkit_validation_fingerprints_use_the_species(validation, small):
     first = pairs.idxmax()
     a, b = (next(m for m in small if m.info["qm9_id"] == plain.loc[first, k])
             for k in ("qm9_id", "other_id"))
-    d = Descriptor(n_max=7, cutoff=5.0, species="H,C,N,O,F")
+    d = Descriptor(n_max=7, cutoff=5.0, species=QM9_SPECIES)
     expected = np.sqrt(np.mean((d.molecule(a) - d.molecule(b)) ** 2))
     assert weighted.loc[first, "fingerprint_rmsd"] == pytest.approx(expected, rel=1e-12)
 

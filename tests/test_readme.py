@@ -13,3 +13,7 @@ def test_readme_python_example_runs(capsys):
         exec(compile(block, str(README), "exec"), {})
     output = capsys.readouterr().out
     assert "(16, 117)" in output and "117 {1: 4, 2: 16, 3: 88, 4: 9}" in output
+    # the decoding example recovers methanol, species included, to the 1e-6 threshold
+    assert "CH4O True" in output
+    assert " 0.0000 A" in output
+    assert "eV (8, 3)" in output

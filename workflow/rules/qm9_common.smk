@@ -1,0 +1,95 @@
+# Helpers of workflow/rules/qm9.smk: configuration access and the molecules of the subset.
+
+import importlib.util
+import os
+import re
+
+QM9 = config["qm9"]
+QM9_MODES = ["positions", "single", "two"]
+QM9_VALIDATION_KINDS = ["positions", "species"]
+QM9_SHIPPED = os.path.join(workflow.basedir, "milad", "data", "qm9_subset.extxyz")
+QM9_SUBSET = "results/qm9/subset.extxyz"
+QM9_ARCHIVE = "resources/qm9/dsgdb9nsd.xyz.tar.bz2"
+# the tidy table also as Parquet, only where pyarrow is installed (milad does not need it)
+QM9_PARQUET = importlib.util.find_spec("pyarrow") is not None
+
+
+def _qm9_shipped_sizes(path=QM9_SHIPPED):
+    """{QM9 ID: number of atoms} of the shipped subset, in file order (by size), read from the
+    extxyz frame headers so that planning the DAG imports nothing."""
+    sizes = {}
+    with open(path) as handle:
+        while True:
+            line = handle.readline()
+            if not line.strip():
+                return sizes
+            n_atoms = int(line)
+            match = re.search(r"\bqm9_id=(\d+)", handle.readline())
+            if match is None:
+                raise ValueError(f"{path}: a frame without qm9_id; not a milad QM9 subset file")
+            sizes[int(match.group(1))] = n_atoms
+            for _ in range(n_atoms):
+                handle.readline()
+
+
+QM9_SIZES = _qm9_shipped_sizes()
+if QM9["molecules"] is None:
+    QM9_IDS = list(QM9_SIZES)
+else:
+    QM9_IDS = [int(i) for i in QM9["molecules"]]
+    _unknown = [i for i in QM9_IDS if i not in QM9_SIZES]
+    if _unknown:
+        raise ValueError(
+            f"config qm9.molecules: QM9 IDs {_unknown} are not in the paper's subset "
+            f"(milad/data/qm9_subset.extxyz holds {sorted(QM9_SIZES)})"
+        )
+QM9_ATTEMPTS = list(range(1, int(QM9["attempts"]) + 1))
+
+
+def _qm9_path(path):
+    """A configured path: relative ones are taken from the repository root."""
+    return None if path is None else os.path.normpath(os.path.join(workflow.basedir, path))
+
+
+def _qm9_decodes(suffix, modes=QM9_MODES):
+    return expand(
+        "results/qm9/decodes/{mode}/{qm9_id}_{attempt}.{suffix}",
+        mode=modes, qm9_id=QM9_IDS, attempt=QM9_ATTEMPTS, suffix=suffix,
+    )
+
+
+def _qm9_decode_input(wildcards):
+    """The subset; in mode "two" also the positions decoded (mode "positions") in the same
+    attempt for the same molecule."""
+    inputs = {"subset": QM9_SUBSET}
+    if wildcards.mode == "two":
+        inputs["positions"] = (
+            f"results/qm9/decodes/positions/{wildcards.qm9_id}_{wildcards.attempt}.extxyz"
+        )
+    return inputs
+
+
+def _qm9_decode_minutes(wildcards):
+    """Wall-time request of one decode (minutes): a 29-atom molecule takes one to a few
+    minutes per attempt at the default effort, a failing one up to max_iterations rounds of
+    hops; mode "two" only fits the species. Scaled by the configured effort."""
+    n_atoms = QM9_SIZES[int(wildcards.qm9_id)]
+    effort = max(1.0, QM9["decode"]["max_iterations"] / 8) * max(1.0, QM9["decode"]["hops"] / 100)
+    if wildcards.mode == "two":
+        return int(5 + effort * n_atoms / 3)
+    return int(5 + effort * 2 * n_atoms)
+
+
+def _qm9_decode_mem_mb(wildcards):
+    return 1000 + 20 * QM9_SIZES[int(wildcards.qm9_id)]
+
+
+def _qm9_report(path, caption, category, **labels):
+    """``report()`` of one QM9 output, captioned from workflow/report/."""
+    return report(path, caption=f"../report/{caption}", category=category, labels=labels)
+
+
+def _qm9_figure(name, ext, caption, figure):
+    """One file of a figure (``ext``: pdf or png), in the report."""
+    return _qm9_report(f"results/figures/{name}.{ext}", caption, "QM9 decoding",
+                       figure=figure, format=ext.upper())
