@@ -487,41 +487,66 @@ def fetch_mlearn(
     what = f"mlearn {element}/{split}.json"
     if expected_sha256 == "pinned":
         expected_sha256 = MLEARN_SHA256.get((element, split)) if commit == MLEARN_COMMIT else None
-    destination = Path(destination)
-    url = mlearn_url(element, split, commit)
+    mirrored = None if mirror is None else Path(mirror) / element / f"{split}.json"
+    return _fetch_file(
+        what, mlearn_url(element, split, commit), Path(destination), mirrored,
+        expected_sha256=expected_sha256, download=download, downloader=downloader,
+        pin_hint="pass expected_sha256 to pin it", mirror_name=f"mirror {mirror}",
+        mirror_kind="mirror",
+    )
+
+
+def _fetch_file(
+    what: str,
+    url: str,
+    destination: Path,
+    mirrored: Path | None,
+    *,
+    expected_sha256: str | None,
+    download: bool,
+    downloader: Callable[[str, Path], None] | None,
+    pin_hint: str,
+    mirror_name: str,
+    mirror_kind: str,
+) -> FetchedFile:
+    """Shared order of ``fetch_mlearn`` and ``fetch_qm9_archive``: the mirrored file when one
+    is given, then a verified file already at ``destination``, then a download (written to a
+    ``.download`` file and renamed once verified, so an interrupted download leaves nothing
+    that looks finished). Unpinned files are accepted with a ``UserWarning`` giving the digest.
+    mirror_name names the mirror in that warning; mirror_kind ("mirror", "local copy") in the
+    error messages.
+    """
     problems: list[str] = []
     corrupt: ChecksumError | None = None
 
     def unverified_warning(source: str, digest: str) -> None:
         warnings.warn(
             f"{what} from {source} has no pinned sha256; accepted unverified "
-            f"(sha256 {digest}); pass expected_sha256 to pin it",
+            f"(sha256 {digest}); {pin_hint}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
-    def place(source_path: Path) -> None:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(destination.name + ".part")
-        shutil.copyfile(source_path, partial)
-        partial.replace(destination)
-
-    if mirror is not None:
-        mirrored = Path(mirror) / element / f"{split}.json"
+    if mirrored is not None:
         if mirrored.is_file():
             try:
                 digest = _verify(mirrored, expected_sha256, what)
             except ChecksumError as error:
                 corrupt = error
-                problems.append(f"mirror copy {mirrored} is corrupt ({error})")
+                problems.append(f"{mirror_kind} copy {mirrored} is corrupt ({error})"
+                                if mirror_kind == "mirror" else f"{mirror_kind} {mirrored} is corrupt ({error})")
             else:
                 if expected_sha256 is None:
-                    unverified_warning(f"mirror {mirror}", digest)
+                    unverified_warning(mirror_name, digest)
                 if destination.resolve() != mirrored.resolve():
-                    place(mirrored)
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    partial = destination.with_name(destination.name + ".part")
+                    shutil.copyfile(mirrored, partial)
+                    partial.replace(destination)
                 return FetchedFile(destination, "mirror", digest, expected_sha256 is not None, url)
         else:
-            problems.append(f"not in the mirror (no file {mirrored})")
+            problems.append(f"not in the mirror (no file {mirrored})" if mirror_kind == "mirror"
+                            else f"no {mirror_kind} (no file {mirrored})")
     if destination.is_file() and expected_sha256 is not None:
         try:
             digest = _verify(destination, expected_sha256, what)
@@ -553,6 +578,8 @@ def fetch_mlearn(
     if corrupt is not None:
         raise ChecksumError(message)
     raise DataUnavailableError(message)
+
+
 
 
 def fetch_mlearn_all(
@@ -600,66 +627,10 @@ def fetch_qm9_archive(
     Raises ``ChecksumError`` when the only file found is corrupt and nothing better can be had,
     and ``DataUnavailableError`` (one message naming every place tried) when there is none.
     """
-    what = f"QM9 archive {QM9_ARCHIVE_NAME}"
-    destination = Path(destination)
-    problems: list[str] = []
-    corrupt: ChecksumError | None = None
-
-    def unverified(source: str, digest: str) -> None:
-        warnings.warn(
-            f"{what} from {source} has no pinned sha256; accepted unverified (sha256 {digest}); "
-            "set qm9.figshare.sha256 (or pass expected_sha256) to pin it",
-            UserWarning,
-            stacklevel=3,
-        )
-
-    if mirror is not None:
-        mirrored = Path(mirror)
-        if mirrored.is_file():
-            try:
-                digest = _verify(mirrored, expected_sha256, what)
-            except ChecksumError as error:
-                corrupt = error
-                problems.append(f"local copy {mirrored} is corrupt ({error})")
-            else:
-                if expected_sha256 is None:
-                    unverified(f"local copy {mirrored}", digest)
-                if destination.resolve() != mirrored.resolve():
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    partial = destination.with_name(destination.name + ".part")
-                    shutil.copyfile(mirrored, partial)
-                    partial.replace(destination)
-                return FetchedFile(destination, "mirror", digest, expected_sha256 is not None, url)
-        else:
-            problems.append(f"no local copy (no file {mirrored})")
-    if destination.is_file() and expected_sha256 is not None:
-        try:
-            digest = _verify(destination, expected_sha256, what)
-        except ChecksumError:
-            problems.append(f"the existing {destination} is corrupt; it is replaced")
-        else:
-            return FetchedFile(destination, "cache", digest, True, url)
-    if not download:
-        problems.append("downloads are disabled")
-    else:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(destination.name + ".download")
-        try:
-            (downloader or _urllib_download)(url, partial)
-            digest = _verify(partial, expected_sha256, what)
-        except ChecksumError as error:
-            corrupt = error
-            problems.append(f"the download from {url} is corrupt ({error})")
-            partial.unlink(missing_ok=True)
-        except Exception as error:  # any network or client failure: report it, do not crash
-            problems.append(f"download from {url} failed ({type(error).__name__}: {error})")
-            partial.unlink(missing_ok=True)
-        else:
-            partial.replace(destination)
-            if expected_sha256 is None:
-                unverified(url, digest)
-            return FetchedFile(destination, "download", digest, expected_sha256 is not None, url)
-    message = f"{what} is unavailable: " + "; ".join(problems)
-    if corrupt is not None:
-        raise ChecksumError(message)
-    raise DataUnavailableError(message)
+    return _fetch_file(
+        f"QM9 archive {QM9_ARCHIVE_NAME}", url, Path(destination),
+        None if mirror is None else Path(mirror), expected_sha256=expected_sha256,
+        download=download, downloader=downloader,
+        pin_hint="set qm9.figshare.sha256 (or pass expected_sha256) to pin it",
+        mirror_name=f"local copy {mirror}", mirror_kind="local copy",
+    )
