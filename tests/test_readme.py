@@ -16,4 +16,3 @@ def test_readme_python_example_runs(capsys):
     # the decoding example recovers methanol, species included, to the 1e-6 threshold
     assert "CH4O True" in output
     assert " 0.0000 A" in output
-    assert "eV (8, 3)" in output
