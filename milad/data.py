@@ -142,7 +142,12 @@ def extract_qm9_subset(csv_paths, ids=None) -> list[Atoms]:
     csv.field_size_limit(sys.maxsize)
     for path in csv_paths:
         with open(path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
+            reader = csv.DictReader(handle)
+            missing = {"Index", "Elements", "XYZ_Ang", "SMILES"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path} is not a qm9pack coordinate table: no column(s) "
+                                 f"{', '.join(sorted(missing))}")
+            for row in reader:
                 index = int(row["Index"])
                 if index not in wanted:
                     continue
@@ -321,7 +326,9 @@ def extract_qm9_subset_from_archive(archive: str | Path, ids=None) -> list[Atoms
 
 
 def qm9pack_csv_paths() -> list[Path]:
-    """The QM9 CSV tables of the installed ``qm9pack`` package (``qm9pack/data/*.csv``).
+    """The QM9 coordinate tables of the installed ``qm9pack`` package
+    (``qm9pack/data/qm9_part*.csv``; its other tables, e.g. polarizabilities, hold no
+    coordinates).
 
     Raises ``ModuleNotFoundError`` saying ``pip install qm9pack`` when it is not installed
     (a 104 MB wheel; milad does not depend on it).
@@ -336,10 +343,10 @@ def qm9pack_csv_paths() -> list[Path]:
             name="qm9pack",
         )
     roots = [Path(p) for p in (spec.submodule_search_locations or [Path(spec.origin).parent])]
-    paths = sorted(p for root in roots for p in (root / "data").glob("*.csv"))
+    paths = sorted(p for root in roots for p in (root / "data").glob("qm9_part*.csv"))
     if not paths:
         raise FileNotFoundError(
-            f"the installed qm9pack ({', '.join(map(str, roots))}) has no data/*.csv tables; "
+            f"the installed qm9pack ({', '.join(map(str, roots))}) has no data/qm9_part*.csv tables; "
             "reinstall it with `pip install --force-reinstall qm9pack`"
         )
     return paths

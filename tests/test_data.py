@@ -226,3 +226,12 @@ def test_pinned_digests_match_the_shared_mirror():
     present = {(e, s) for e in MLEARN_ELEMENTS for s in MLEARN_SPLITS
                if (SHARED_MIRROR / e / f"{s}.json").is_file()}
     assert present == set(listed)
+
+
+def test_qm9_table_without_coordinates_is_named(tmp_path):
+    """qm9pack also ships tables without coordinates (e.g. polarizabilities): reading one as a
+    coordinate table names the file and the missing columns."""
+    table = tmp_path / "qm9_polarizability.csv"
+    table.write_text('XYZ_file,A_xx\n"dsgdb9nsd_000001.xyz",13.211\n')
+    with pytest.raises(ValueError, match=r"qm9_polarizability.csv is not a qm9pack coordinate table.*Elements"):
+        mdata.extract_qm9_subset([table])
