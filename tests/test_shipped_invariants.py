@@ -5,7 +5,6 @@ import pytest
 
 from milad.invariants import generate_zernike_invariants, load_invariants, shipped_orders
 from milad.invariants.reduce import jacobian_rank
-from milad.moments import geometric_moments, zernike_moments
 
 
 def test_at_least_orders_7_and_10_ship():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from geometry import random_points, random_rotation
-from milad.invariants import InvariantSet, generate_zernike_invariants, invariant_counts
+from milad.invariants import InvariantSet, invariant_counts
 from milad.invariants.reduce import jacobian_rank, linear_rank
 from milad.invariants.zernike import candidate_invariants
 from milad.moments import (
