@@ -153,8 +153,8 @@ def write_csv(
 ) -> Path:
     """Write a pandas DataFrame as CSV behind ``# comment`` lines and the provenance record.
 
-    Read it back with ``pandas.read_csv(path, comment="#")`` and the record with
-    :func:`read_provenance`. ``to_csv`` keyword arguments go to ``DataFrame.to_csv``
+    Read it back with :func:`read_csv` (not ``pandas.read_csv(comment="#")``, which would cut
+    values such as the SMILES ``C#N`` at the ``#``) and the record with :func:`read_provenance`. ``to_csv`` keyword arguments go to ``DataFrame.to_csv``
     (default: no index, full float precision).
     """
     path = Path(path)
@@ -167,6 +167,20 @@ def write_csv(
         handle.write("\n".join(provenance_comment_lines(record)) + "\n")
         frame.to_csv(handle, **options)
     return path
+
+
+def read_csv(path: str | Path, **read_csv: Any):
+    """A CSV written by :func:`write_csv` as a pandas DataFrame: the leading ``#`` lines are
+    skipped, and a ``#`` inside the table (e.g. a triple bond in a SMILES) is kept."""
+    import pandas as pd
+
+    skip = 0
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if not line.startswith("#"):
+                break
+            skip += 1
+    return pd.read_csv(path, skiprows=skip, **read_csv)
 
 
 def write_html_table(

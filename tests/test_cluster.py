@@ -10,10 +10,10 @@ import os
 import shutil
 import subprocess
 
-import pandas as pd
 import pytest
 import yaml
 
+from milad.provenance import read_csv
 from workflow_support import (
     CLUSTER_SCRIPTS,
     QUICK_CONFIG,
@@ -46,7 +46,7 @@ def test_generic_cluster_executor_runs_every_job_through_submission(tmp_path):
     exits = sorted(jobs_dir.glob("*.exit"))
     assert len(exits) == submitted
     assert all(path.read_text().strip() == "0" for path in exits)
-    table = pd.read_csv(tmp_path / "results" / "tables" / "table1.csv", comment="#")
+    table = read_csv(tmp_path / "results" / "tables" / "table1.csv")
     algebraic = table.set_index(["quantity", "source"]).loc[("algebraically_independent", "milad")]
     l_max = yaml.safe_load(QUICK_CONFIG.read_text())["table1_l_max"]
     assert algebraic.tolist() == [3, 13, 28, 49, 77, 113][: l_max - 1]

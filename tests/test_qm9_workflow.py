@@ -15,9 +15,9 @@ import hashlib
 import json
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
+from milad.provenance import read_csv
 from workflow_support import (
     QUICK_CONFIG,
     ROOT,
@@ -57,7 +57,7 @@ def test_quick_run_decodes_every_molecule_in_every_mode():
 
     workdir = quick_run()
     config = quick_qm9()
-    table = pd.read_csv(workdir / "results" / "qm9" / "decodes.csv", comment="#")
+    table = read_csv(workdir / "results" / "qm9" / "decodes.csv")
     assert list(table.columns) == list(COLUMNS)
     assert sorted(set(table["qm9_id"])) == sorted(config["molecules"])
     assert len(table) == len(config["molecules"]) * 3 * config["attempts"]
@@ -77,7 +77,7 @@ def test_quick_run_decodes_every_molecule_in_every_mode():
     assert record["provenance"]["wildcards"] == {
         "mode": "two", "qm9_id": str(config["molecules"][0]), "attempt": "1"}
 
-    summary = pd.read_csv(workdir / "results" / "tables" / "qm9_summary.csv", comment="#")
+    summary = read_csv(workdir / "results" / "tables" / "qm9_summary.csv")
     assert list(summary["mode"]) == ["positions", "single", "two"]
     assert list(summary["paper_success_rate_percent"]) == [97, 70, 95]
     markdown = (workdir / "results" / "tables" / "qm9_summary.md").read_text()

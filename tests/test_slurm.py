@@ -18,10 +18,10 @@ import re
 import shutil
 import subprocess
 
-import pandas as pd
 import pytest
 import yaml
 
+from milad.provenance import read_csv
 from workflow_support import (
     CLUSTER_SCRIPTS,
     PROFILES,
@@ -133,7 +133,7 @@ def test_quick_run_through_slurm_profile(slurm_cluster, tmp_path):
 
     # the files came back: the quick run's results
     results = workdir / "results"
-    table = pd.read_csv(results / "tables" / "table1.csv", comment="#")
+    table = read_csv(results / "tables" / "table1.csv")
     algebraic = table.set_index(["quantity", "source"]).loc[("algebraically_independent", "milad")]
     l_max = yaml.safe_load(QUICK_CONFIG.read_text())["table1_l_max"]
     assert algebraic.tolist() == [3, 13, 28, 49, 77, 113][: l_max - 1]

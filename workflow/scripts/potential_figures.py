@@ -12,7 +12,8 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+
+from milad.provenance import read_csv  # noqa: E402
 
 summary = json.loads(Path(snakemake.input.metrics).read_text())  # noqa: F821
 element = summary["element"]
@@ -65,7 +66,7 @@ figure.savefig(snakemake.output.parity_pdf)  # noqa: F821
 plt.close(figure)
 
 # ------------------------------------------------------------------ learning curve
-curve = pd.read_csv(snakemake.input.history, comment="#")  # noqa: F821
+curve = read_csv(snakemake.input.history)  # noqa: F821
 figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 axes[0].semilogy(curve["epoch"], curve["train_loss"], label="fitted training")
 if curve["validation_loss"].notna().any():

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
 from milad import plots  # noqa: E402
+from milad.provenance import read_csv  # noqa: E402
 
 rule = snakemake.rule  # noqa: F821
 params = snakemake.params  # noqa: F821
@@ -38,11 +39,11 @@ if rule in ("fig2", "fig3"):
         plots.plot_peak_finding(molecule, descriptor, paths)
     print(f"{rule}: {name}")
 elif rule == "si_fig1":
-    validation = pd.concat([pd.read_csv(p, comment="#") for p in snakemake.input],  # noqa: F821
+    validation = pd.concat([read_csv(p) for p in snakemake.input],  # noqa: F821
                            ignore_index=True)
     plots.plot_rdkit_validation(validation, paths)
 else:
-    table = pd.read_csv(snakemake.input[0], comment="#")  # noqa: F821
+    table = read_csv(snakemake.input[0])  # noqa: F821
     threshold = float(params.threshold)
     if rule == "fig5":
         plots.plot_decoding(table, paths, threshold=threshold)

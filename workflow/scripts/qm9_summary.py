@@ -14,14 +14,15 @@ from milad.plots import decoding_summary  # noqa: E402
 from milad.provenance import (  # noqa: E402
     job_provenance,
     provenance_comment_lines,
+    read_csv,
     write_csv,
     write_html_table,
 )
 from milad.qm9 import summary_notes, validation_notes  # noqa: E402
 
 threshold = float(snakemake.params.threshold)  # noqa: F821
-table = pd.read_csv(snakemake.input.decodes, comment="#")  # noqa: F821
-validation = pd.concat([pd.read_csv(p, comment="#") for p in snakemake.input.validation],  # noqa: F821
+table = read_csv(snakemake.input.decodes)  # noqa: F821
+validation = pd.concat([read_csv(p) for p in snakemake.input.validation],  # noqa: F821
                        ignore_index=True)
 summary = decoding_summary(table, threshold)
 notes = summary_notes(table, threshold) + validation_notes(validation)

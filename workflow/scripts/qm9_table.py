@@ -7,13 +7,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 
-import pandas as pd  # noqa: E402
 
-from milad.provenance import job_provenance, write_csv  # noqa: E402
+from milad.provenance import job_provenance, read_csv, write_csv  # noqa: E402
 from milad.qm9 import decodes_table, read_records, summary_notes  # noqa: E402
 
 records = read_records(snakemake.input.records)  # noqa: F821
-point_groups = pd.read_csv(snakemake.input.point_groups, comment="#")  # noqa: F821
+point_groups = read_csv(snakemake.input.point_groups)  # noqa: F821
 table = decodes_table(records, point_groups)
 threshold = float(snakemake.params.threshold)  # noqa: F821
 record = job_provenance(
