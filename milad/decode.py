@@ -32,7 +32,7 @@ numbers for ``n_max = 7``) with ``Omega = A @ x`` and, for unit-weight deltas at
 ``x = R @ monomials(u)``. Positions inside the fits are in units of the cutoff. The residuals
 and Jacobians are vectorised over atoms and pairs (no Python loop over atoms).
 
-Species (weights in the species map's range, e.g. H, C, N, O, F -> 1.1 ... 1.9 over [1, 2]):
+Species (weights in the species map's range, e.g. the paper's H, C, O, N, F -> 1.1 ... 1.9 over [1, 2]):
 
 * ``species_mode="single"``: one fingerprint with species; weights are free within the range
   during the fits and then snapped to the nearest species, after which the positions are
