@@ -1,4 +1,4 @@
-"""Shared fixtures for the moment and invariant tests.
+"""Shared fixtures (moments and invariants; a network guard for the data tests).
 
 The invariant sets are generated once per session (about a second each) instead of being
 loaded from ``milad/data/invariants`` so that the tests do not depend on shipped files.
@@ -6,9 +6,12 @@ loaded from ``milad/data/invariants`` so that the tests do not depend on shipped
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
+from milad import data as mdata
 from milad.invariants import generate_zernike_invariants
 
 
@@ -28,3 +31,14 @@ def zernike_set_7():
 def zernike_set_7_n2():
     """Invariants up to n_max = 7 from moments with n >= 2 only (Table I: 113)."""
     return generate_zernike_invariants(7, 2)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection (or use the default downloader) fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(mdata, "_urllib_download", refuse)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import urllib.error
 from pathlib import Path
 
@@ -32,15 +31,8 @@ from milad.data import (
 SHARED_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mlearn"
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any attempt to open a connection (or use the default downloader) fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(mdata, "_urllib_download", refuse)
+# every test here fails if it tries to use the network (fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def _record(n_atoms: int = 2, energy: float = -10.0, group: str = "Elastic") -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import tarfile
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from milad import data as mdata
 from milad.data import (
     QM9_SUBSET_PATH,
     ChecksumError,
@@ -48,15 +46,8 @@ FIXTURE = Path(__file__).resolve().parent / "data" / "qm9" / "dsgdb9nsd_fixture.
 FIXTURE_IDS = [0, 2, 5]
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any attempt to open a connection (or use the default downloader) fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(mdata, "_urllib_download", refuse)
+# every test here fails if it tries to use the network (fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 @pytest.fixture(scope="module")
