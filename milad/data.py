@@ -134,9 +134,7 @@ def extract_qm9_subset(csv_paths, ids=None) -> list[Atoms]:
     ``source``. Raises ``ValueError`` naming the IDs that are missing or whose atom count
     differs from the subset table.
     """
-    expected = {i: n for n, group in QM9_SUBSET_IDS.items() for i in group} if ids is None else {
-        int(i): None for i in ids
-    }
+    expected = _expected_ids(ids)
     wanted = {i + 1: i for i in expected}
     found: dict[int, Atoms] = {}
     csv.field_size_limit(sys.maxsize)
@@ -160,9 +158,22 @@ def extract_qm9_subset(csv_paths, ids=None) -> list[Atoms]:
                     source=f"qm9pack:{Path(path).name}",
                 )
                 found[wanted[index]] = atoms
+    return _checked_subset(expected, found, [str(p) for p in csv_paths])
+
+
+def _expected_ids(ids) -> dict:
+    """{QM9 id: atom count} of the paper's subset, or {id: None} for the given ``ids``."""
+    if ids is None:
+        return {i: n for n, group in QM9_SUBSET_IDS.items() for i in group}
+    return {int(i): None for i in ids}
+
+
+def _checked_subset(expected: dict, found: dict, source) -> list[Atoms]:
+    """The molecules ``found`` ({QM9 id: Atoms}) in subset order (by size, then ID), after
+    checking that every ``expected`` ID ({id: atom count or None}) is there with its count."""
     missing = sorted(set(expected) - set(found))
     if missing:
-        raise ValueError(f"QM9 IDs not found in {[str(p) for p in csv_paths]}: {missing}")
+        raise ValueError(f"QM9 IDs not found in {source}: {missing}")
     wrong = [i for i, n in expected.items() if n is not None and len(found[i]) != n]
     if wrong:
         raise ValueError(f"QM9 IDs with an atom count unlike the subset table: {wrong}")
@@ -291,9 +302,7 @@ def extract_qm9_subset_from_archive(archive: str | Path, ids=None) -> list[Atoms
     """
     import tarfile
 
-    expected = {i: n for n, group in QM9_SUBSET_IDS.items() for i in group} if ids is None else {
-        int(i): None for i in ids
-    }
+    expected = _expected_ids(ids)
     wanted = {i + 1 for i in expected}
     archive = Path(archive)
     found: dict[int, Atoms] = {}
@@ -316,13 +325,7 @@ def extract_qm9_subset_from_archive(archive: str | Path, ids=None) -> list[Atoms
                 found[index - 1] = _subset_molecule(molecule, f"figshare:{name}")
                 if len(found) == len(wanted):
                     break
-    missing = sorted(set(expected) - set(found))
-    if missing:
-        raise ValueError(f"QM9 IDs not found in {archive}: {missing}")
-    wrong = [i for i, n in expected.items() if n is not None and len(found[i]) != n]
-    if wrong:
-        raise ValueError(f"QM9 IDs with an atom count unlike the subset table: {wrong}")
-    return [found[i] for i in sorted(expected, key=lambda i: (len(found[i]), i))]
+    return _checked_subset(expected, found, archive)
 
 
 def qm9pack_csv_paths() -> list[Path]:
