@@ -1024,6 +1024,7 @@ _HOP_WIDTHS = (0.1, 0.2, 0.4, 0.8)  # Angstrom
 _HOPS_PER_ROUND = 10
 _SNAP_BELOW = 1e-2  # continuous-weight RMSD below which snapped species are tried
 _REFINE_BELOW = 1e-4
+_OUTSIDE_TOLERANCE = 1e-3  # cutoff units an already-decoded atom may lie outside the sphere
 _MOVES_BELOW = 1e-3  # snapped-species RMSD below which discrete species moves are tried
 _REFINE_NFEV = 3000
 
@@ -1226,9 +1227,12 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
         known_positions = np.asarray(positions, dtype=float)
         if known_positions.shape != (n_atoms, 3) or not np.all(np.isfinite(known_positions)):
             raise ValueError(f"positions must be a finite ({n_atoms}, 3) array, got shape {known_positions.shape}")
-        if np.any(np.linalg.norm(known_positions, axis=1) > descriptor.cutoff):
-            raise ValueError(f"positions has atoms outside the cutoff sphere of radius {descriptor.cutoff}")
         known_positions = known_positions / descriptor.cutoff
+        radii = np.linalg.norm(known_positions, axis=1)
+        if np.any(radii > 1 + _OUTSIDE_TOLERANCE):
+            raise ValueError(f"positions has atoms outside the cutoff sphere of radius {descriptor.cutoff}")
+        # a decode's soft wall may leave an atom a hair outside: put it on the sphere
+        known_positions[radii > 1] /= radii[radii > 1, None]
     species_problem = None
     if species_mode == "two":
         species_problem = _Problem(

@@ -275,7 +275,6 @@ def decode_molecule(
     attempt_seed = decode_seed(seed, qm9_id, attempt)
     options = dict(seed=attempt_seed, attempts=1, tol=float(threshold),
                    max_iterations=int(max_iterations), hops=int(hops))
-    notes = []
     start = time.perf_counter()
     if mode == "positions":
         atoms, result = decode(plain.molecule(molecule), plain, n_atoms, species_mode="positions",
@@ -284,13 +283,6 @@ def decode_molecule(
         atoms, result = decode(with_species.molecule(molecule), with_species, n_atoms,
                                species_mode="single", **options)
     else:
-        positions = np.array(positions, dtype=float)
-        radii = np.linalg.norm(positions, axis=1)
-        outside = radii > cutoff
-        if outside.any():  # a decode may leave atoms a hair outside the sphere
-            positions[outside] *= (cutoff * (1 - 1e-9) / radii[outside])[:, None]
-            notes.append(f"{int(outside.sum())} decoded position(s) outside the cutoff sphere "
-                         "moved onto it")
         atoms, result = decode(
             with_species.molecule(molecule), with_species, n_atoms, species_mode="two",
             positions_fingerprint=plain.molecule(molecule), positions=positions, **options,
@@ -331,7 +323,6 @@ def decode_molecule(
         "decoded_symbols": decoded_symbols,
         "assignment": comparison.assignment if comparison.matched == "original"
         else comparison.mirror_assignment,
-        "notes": notes,
     }
     atoms.info.update(qm9_id=qm9_id, mode=mode, attempt=int(attempt), seed=attempt_seed,
                       fingerprint_rmsd=float(result.fingerprint_rmsd))

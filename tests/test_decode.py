@@ -204,6 +204,11 @@ def test_species_from_already_decoded_positions(plain, with_species, qm9):
     with pytest.raises(ValueError, match="positions must be a finite"):
         decode(with_species.molecule(mol), with_species, len(mol), positions_fingerprint=plain.molecule(mol),
                positions=decoded.positions[:-1])
+    far = decoded.positions.copy()
+    far[0] = [1.01 * with_species.cutoff, 0.0, 0.0]  # beyond the hair a soft wall may leave
+    with pytest.raises(ValueError, match="outside the cutoff sphere"):
+        decode(with_species.molecule(mol), with_species, len(mol), positions_fingerprint=plain.molecule(mol),
+               positions=far)
     with pytest.raises(ValueError, match="only used with species_mode='two'"):
         decode(plain.molecule(mol), plain, len(mol), positions=decoded.positions)
 

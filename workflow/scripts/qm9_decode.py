@@ -47,6 +47,4 @@ print(
     f"({record['matched']}), {record['iterations']} iterations, decode {record['wall_s']:.1f} s, "
     f"compare {record['compare_s']:.2f} s"
 )
-for note in record["notes"]:
-    print(f"note: {note}")
 print(f"job total (after the interpreter started): {time.perf_counter() - _start:.2f} s")
