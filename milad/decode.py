@@ -1049,24 +1049,21 @@ def _species_moves(problem: "_Problem", positions: np.ndarray, weights: np.ndarr
         columns = space.R @ values.T  # (P, N): dx / dw
         x = columns @ weights
         level = np.argmin(np.abs(weights[:, None] - levels[None, :]), axis=1)
-        deltas = []  # (N,) weight changes
-        for a in range(n):
-            for target in range(len(levels)):
-                if target != level[a]:
-                    change = np.zeros(n)
-                    change[a] = levels[target] - weights[a]
-                    deltas.append(change)
+        # one atom to another species: rows (a, target), target != level[a]
+        atom, target = np.nonzero(np.arange(len(levels))[None, :] != level[:, None])
+        singles = np.zeros((len(atom), n))
+        singles[np.arange(len(atom)), atom] = levels[target] - weights[atom]
+        # a pair (a up, b down) by one species step
         steps = np.diff(levels)
         step = float(np.median(steps)) if len(steps) else 0.0
-        for a in range(n):
-            for b in range(n):
-                if a != b and level[a] + 1 < len(levels) and level[b] >= 1:
-                    change = np.zeros(n)
-                    change[a], change[b] = step, -step
-                    deltas.append(change)
-        if not deltas:
+        up, down = np.nonzero((level + 1 < len(levels))[:, None] & (level >= 1)[None, :]
+                              & ~np.eye(n, dtype=bool))
+        pairs = np.zeros((len(up), n))
+        pairs[np.arange(len(up)), up] = step
+        pairs[np.arange(len(up)), down] = -step
+        deltas = np.concatenate([singles, pairs])  # (candidates, N) weight changes
+        if not len(deltas):
             break
-        deltas = np.array(deltas)
         trial = x[None, :] + deltas @ columns.T
         phi = space.invariants.evaluate(space.omega(trial))
         scores = np.sqrt(np.mean((phi - problem.target) ** 2, axis=1))
