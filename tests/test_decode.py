@@ -129,21 +129,30 @@ def test_atoms_from_exact_moments(plain, qm9):
 
 
 def test_moments_from_invariants_matches_the_fingerprint(plain, qm9):
-    """Algorithm 1 from a start near a rotated copy of the molecule (random starts reach one of
-    many moment vectors with the right invariants; the full decode is tested below)."""
+    """Algorithm 1 from starts near rotated copies of the molecule (random starts reach one of
+    many moment vectors with the right invariants; the full decode is tested below).
+
+    The LM path is chaotic at the rounding level (the result moves with the CPU's BLAS), and a
+    start can end in a local minimum at ~1e-6: every start must reach the decoder's tolerance,
+    most must reach 1e-7 absolute."""
     from scipy.spatial.transform import Rotation
 
     mol = qm9[9]
     phi = plain.molecule(mol)
     space = moment_space(plain.invariants)
-    rng = np.random.default_rng(3)
-    rotated = plain.molecule_positions(mol) @ Rotation.random(random_state=5).as_matrix().T
-    start = space.moments(rotated / plain.cutoff, np.ones(len(mol)))
-    start += rng.normal(scale=1e-3 * np.abs(start).max(), size=start.shape)
-    scales = space.magnitudes(start)
-    x, rmsd = moments_from_invariants(phi, plain.invariants, start, rng, tol=1e-8, scales=scales)
-    assert rmsd < 1e-5
-    assert np.sqrt(np.mean((space.phi(x) - phi) ** 2)) < 1e-7
+    absolute = []
+    for seed in range(3, 7):
+        rng = np.random.default_rng(seed)
+        rotated = plain.molecule_positions(mol) @ Rotation.random(random_state=seed).as_matrix().T
+        start = space.moments(rotated / plain.cutoff, np.ones(len(mol)))
+        start += rng.normal(scale=1e-3 * np.abs(start).max(), size=start.shape)
+        scales = space.magnitudes(start)
+        x, rmsd = moments_from_invariants(phi, plain.invariants, start, rng, tol=1e-8, scales=scales)
+        # the returned RMSD is the scaled one over all invariants
+        assert rmsd == pytest.approx(np.sqrt(np.mean(((space.phi(x) - phi) / scales) ** 2)))
+        assert rmsd < 1e-5
+        absolute.append(np.sqrt(np.mean((space.phi(x) - phi) ** 2)))
+    assert sum(a < 1e-7 for a in absolute) >= 3, absolute
     # the l = 0 moments are read off directly
     for i, p, c in space.linear:
         assert x[p] == pytest.approx(phi[i] / c)

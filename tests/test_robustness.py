@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from base64 import urlsafe_b64decode
 
 from workflow_support import (
     QUICK_CONFIG,
@@ -49,6 +50,23 @@ def finished_jobs(log: str) -> set[int]:
     return {int(j) for j in re.findall(r"Finished jobid: (\d+)", log)}
 
 
+def marked_incomplete(workdir) -> set[str]:
+    """Outputs Snakemake has marked incomplete (started, not finished): its file persistence
+    keeps one file per output under .snakemake/incomplete, named by the path in URL-safe
+    base64 (short paths: one name, no "@" chunks)."""
+    folder = workdir / ".snakemake" / "incomplete"
+    if not folder.is_dir():
+        return set()
+    names = (p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("@"))
+    marked = set()
+    for name in names:
+        try:
+            marked.add(urlsafe_b64decode(name.encode()).decode())
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return marked
+
+
 #: The job to kill: it runs a few seconds, writes files only, and runs after other jobs.
 VICTIM_RULE = "fig_completeness"
 #: What the interrupted run builds (the quick run's invariant part: a few seconds of work)
@@ -77,7 +95,10 @@ def test_killed_run_resumes_without_losing_finished_jobs(tmp_path):
             log = log_path.read_text()
             started, finished = started_jobs(log), finished_jobs(log)
             running = [j for j in started if j not in finished]
-            if finished and any(started[j]["rule"] == VICTIM_RULE for j in running):
+            # Snakemake prints a job before it marks the job's outputs incomplete: wait for
+            # the mark, else the kill may come before the job counts as started
+            victims = [j for j in running if started[j]["rule"] == VICTIM_RULE]
+            if finished and victims and set(started[victims[0]]["output"]) <= marked_incomplete(workdir):
                 break
             time.sleep(0.02)
         assert process.poll() is None, "the run ended before it could be interrupted:\n" + log
