@@ -83,8 +83,12 @@ QM9_SUBSET_IDS: dict[int, tuple[int, ...]] = {
 
 
 def sha256_of(path: str | Path) -> str:
-    """Hex sha256 digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """Hex sha256 digest of a file."""
+    return _file_digest(path, hashlib.sha256())
+
+
+def _file_digest(path: str | Path, digest) -> str:
+    """Hex digest of a file by the ``hashlib`` object ``digest``, read in 1 MiB blocks."""
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -200,6 +204,9 @@ def read_qm9_subset(path: str | Path = QM9_SUBSET_PATH) -> list[Atoms]:
 #: ``dsgdb9nsd.xyz.tar.bz2`` holds one ``dsgdb9nsd_<gdb index, 6 digits>.xyz`` per molecule.
 QM9_ARCHIVE_URL = "https://ndownloader.figshare.com/files/3195389"
 QM9_ARCHIVE_NAME = "dsgdb9nsd.xyz.tar.bz2"
+#: The MD5 figshare publishes for that file (api.figshare.com, file 3195389, 86,144,227 bytes):
+#: figshare gives no sha256, so the archive is pinned by this digest.
+QM9_ARCHIVE_MD5 = "ad1ebd51ee7f5b3a6e32e974e5d54012"
 #: Names of the 15 scalar properties on line 2 of a QM9 xyz file, after ``gdb <index>``.
 QM9_PROPERTIES = ("A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U",
                   "H", "G", "Cv")
@@ -428,7 +435,8 @@ class FetchedFile:
     """Where a fetched file lies and how it got there.
 
     source: ``"mirror"``, ``"cache"`` (already at the destination and verified) or
-    ``"download"``; verified: whether ``sha256`` was checked against a pinned digest.
+    ``"download"``; verified: whether the file was checked against a pinned digest (its sha256,
+    or the MD5 its source publishes).
     """
 
     path: Path
@@ -461,13 +469,23 @@ def _urllib_download(url: str, destination: Path, timeout: float = 60.0) -> None
         shutil.copyfileobj(response, out)
 
 
-def _verify(path: Path, expected: str | None, what: str) -> str:
+def _verify(path: Path, expected: str | None, what: str, expected_md5: str | None = None) -> str:
+    """sha256 of ``path`` (returned), checked against ``expected`` and, when given, the MD5
+    against ``expected_md5``; ``ChecksumError`` on a mismatch."""
     actual = sha256_of(path)
     if expected is not None and actual != expected.lower():
         raise ChecksumError(
             f"{what}: sha256 mismatch for {path} (expected {expected}, got {actual}); "
             "the file is corrupt, truncated or not the pinned version"
         )
+    if expected_md5 is not None:
+        md5 = _file_digest(path, hashlib.md5(usedforsecurity=False))
+        if md5 != expected_md5.lower():
+            raise ChecksumError(
+                f"{what}: MD5 mismatch for {path} (expected {expected_md5}, the digest its "
+                f"source publishes; got {md5}); the file is corrupt, truncated or not the "
+                "published version"
+            )
     return actual
 
 
@@ -518,16 +536,22 @@ def _fetch_file(
     pin_hint: str,
     mirror_name: str,
     mirror_kind: str,
+    expected_md5: str | None = None,
 ) -> FetchedFile:
     """Shared order of ``fetch_mlearn`` and ``fetch_qm9_archive``: the mirrored file when one
     is given, then a verified file already at ``destination``, then a download (written to a
     ``.download`` file and renamed once verified, so an interrupted download leaves nothing
-    that looks finished). Unpinned files are accepted with a ``UserWarning`` giving the digest.
+    that looks finished). Unpinned files (neither ``expected_sha256`` nor ``expected_md5``) are
+    accepted with a ``UserWarning`` giving the digest.
     mirror_name names the mirror in that warning; mirror_kind ("mirror", "local copy") in the
     error messages.
     """
     problems: list[str] = []
     corrupt: ChecksumError | None = None
+    pinned = expected_sha256 is not None or expected_md5 is not None
+
+    def verify(path: Path) -> str:
+        return _verify(path, expected_sha256, what, expected_md5)
 
     def unverified_warning(source: str, digest: str) -> None:
         warnings.warn(
@@ -540,26 +564,26 @@ def _fetch_file(
     if mirrored is not None:
         if mirrored.is_file():
             try:
-                digest = _verify(mirrored, expected_sha256, what)
+                digest = verify(mirrored)
             except ChecksumError as error:
                 corrupt = error
                 problems.append(f"{mirror_kind} copy {mirrored} is corrupt ({error})"
                                 if mirror_kind == "mirror" else f"{mirror_kind} {mirrored} is corrupt ({error})")
             else:
-                if expected_sha256 is None:
+                if not pinned:
                     unverified_warning(mirror_name, digest)
                 if destination.resolve() != mirrored.resolve():
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     partial = destination.with_name(destination.name + ".part")
                     shutil.copyfile(mirrored, partial)
                     partial.replace(destination)
-                return FetchedFile(destination, "mirror", digest, expected_sha256 is not None, url)
+                return FetchedFile(destination, "mirror", digest, pinned, url)
         else:
             problems.append(f"not in the mirror (no file {mirrored})" if mirror_kind == "mirror"
                             else f"no {mirror_kind} (no file {mirrored})")
-    if destination.is_file() and expected_sha256 is not None:
+    if destination.is_file() and pinned:
         try:
-            digest = _verify(destination, expected_sha256, what)
+            digest = verify(destination)
         except ChecksumError:
             problems.append(f"the existing {destination} is corrupt; it is replaced")
         else:
@@ -571,7 +595,7 @@ def _fetch_file(
         partial = destination.with_name(destination.name + ".download")
         try:
             (downloader or _urllib_download)(url, partial)
-            digest = _verify(partial, expected_sha256, what)
+            digest = verify(partial)
         except ChecksumError as error:
             corrupt = error
             problems.append(f"the download from {url} is corrupt ({error})")
@@ -581,9 +605,9 @@ def _fetch_file(
             partial.unlink(missing_ok=True)
         else:
             partial.replace(destination)
-            if expected_sha256 is None:
+            if not pinned:
                 unverified_warning(url, digest)
-            return FetchedFile(destination, "download", digest, expected_sha256 is not None, url)
+            return FetchedFile(destination, "download", digest, pinned, url)
     message = f"{what} is unavailable: " + "; ".join(problems)
     if corrupt is not None:
         raise ChecksumError(message)
@@ -625,14 +649,16 @@ def fetch_qm9_archive(
     expected_sha256: str | None = None,
     url: str = QM9_ARCHIVE_URL,
     downloader: Callable[[str, Path], None] | None = None,
+    expected_md5: str | None = QM9_ARCHIVE_MD5,
 ) -> FetchedFile:
-    """Put the QM9 archive ``dsgdb9nsd.xyz.tar.bz2`` at ``destination``, sha256-checked.
+    """Put the QM9 archive ``dsgdb9nsd.xyz.tar.bz2`` at ``destination``, checksum-checked.
 
     Order: the local copy ``mirror`` (the archive file itself) when one is given; then a file
     already at ``destination`` that verifies against ``expected_sha256``; then, when
     ``download`` is true, ``url`` (the figshare file) through ``downloader(url, path)``
-    (default: urllib). expected_sha256: ``None`` accepts any content with a ``UserWarning``
-    that gives the digest to pin.
+    (default: urllib). expected_md5: the MD5 figshare publishes (default); expected_sha256: an
+    optional sha256 on top. Both ``None`` accepts any content with a ``UserWarning`` that gives
+    the sha256 to pin.
 
     Raises ``ChecksumError`` when the only file found is corrupt and nothing better can be had,
     and ``DataUnavailableError`` (one message naming every place tried) when there is none.
@@ -642,5 +668,5 @@ def fetch_qm9_archive(
         None if mirror is None else Path(mirror), expected_sha256=expected_sha256,
         download=download, downloader=downloader,
         pin_hint="set qm9.figshare.sha256 (or pass expected_sha256) to pin it",
-        mirror_name=f"local copy {mirror}", mirror_kind="local copy",
+        mirror_name=f"local copy {mirror}", mirror_kind="local copy", expected_md5=expected_md5,
     )

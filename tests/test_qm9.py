@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from milad.data import (
+    QM9_ARCHIVE_MD5,
     QM9_SUBSET_PATH,
     ChecksumError,
     DataUnavailableError,
@@ -144,23 +145,36 @@ def test_subset_differences_are_listed(shipped):
 # ------------------------------------------------------------------ fetching the archive
 
 
-def _digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _digest(path, algorithm="sha256"):
+    return hashlib.new(algorithm, Path(path).read_bytes()).hexdigest()
 
 
 def test_archive_from_the_local_copy_is_verified(tmp_path):
     fetched = fetch_qm9_archive(tmp_path / "a.tar.bz2", mirror=FIXTURE, download=False,
-                                expected_sha256=_digest(FIXTURE))
+                                expected_sha256=_digest(FIXTURE), expected_md5=None)
     assert fetched.source == "mirror" and fetched.verified
     assert (tmp_path / "a.tar.bz2").read_bytes() == FIXTURE.read_bytes()
     with pytest.raises(ChecksumError, match="sha256 mismatch"):
         fetch_qm9_archive(tmp_path / "b.tar.bz2", mirror=FIXTURE, download=False,
-                          expected_sha256="0" * 64)
+                          expected_sha256="0" * 64, expected_md5=None)
+    # the MD5 alone pins it too
+    by_md5 = fetch_qm9_archive(tmp_path / "c.tar.bz2", mirror=FIXTURE, download=False,
+                               expected_md5=_digest(FIXTURE, "md5"))
+    assert by_md5.verified and by_md5.sha256 == _digest(FIXTURE)
+
+
+def test_archive_is_checked_against_figshare_md5_by_default(tmp_path):
+    """The default pin is the MD5 figshare publishes: any other file (here the 5-molecule test
+    archive) is refused, naming the digest, and nothing is left at the destination."""
+    with pytest.raises(ChecksumError, match=f"MD5 mismatch.*expected {QM9_ARCHIVE_MD5}"):
+        fetch_qm9_archive(tmp_path / "a.tar.bz2", mirror=FIXTURE, download=False)
+    assert not (tmp_path / "a.tar.bz2").exists()
 
 
 def test_archive_without_a_pinned_digest_is_accepted_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="no pinned sha256") as caught:
-        fetched = fetch_qm9_archive(tmp_path / "a.tar.bz2", mirror=FIXTURE, download=False)
+        fetched = fetch_qm9_archive(tmp_path / "a.tar.bz2", mirror=FIXTURE, download=False,
+                                    expected_md5=None)
     assert not fetched.verified and _digest(FIXTURE) in str(caught[0].message)
 
 
@@ -171,13 +185,13 @@ def test_archive_download_goes_through_the_downloader(tmp_path):
         urls.append(url)
         Path(destination).write_bytes(FIXTURE.read_bytes())
 
+    pins = {"expected_sha256": _digest(FIXTURE), "expected_md5": _digest(FIXTURE, "md5")}
     fetched = fetch_qm9_archive(tmp_path / "a.tar.bz2", mirror=tmp_path / "none.tar.bz2",
-                                expected_sha256=_digest(FIXTURE), downloader=fake_download)
+                                downloader=fake_download, **pins)
     assert urls == ["https://ndownloader.figshare.com/files/3195389"]
     assert fetched.source == "download" and fetched.verified
     # a second call finds the verified file in place
-    again = fetch_qm9_archive(tmp_path / "a.tar.bz2", expected_sha256=_digest(FIXTURE),
-                              downloader=fake_download)
+    again = fetch_qm9_archive(tmp_path / "a.tar.bz2", downloader=fake_download, **pins)
     assert again.source == "cache" and len(urls) == 1
 
 

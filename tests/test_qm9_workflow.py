@@ -169,17 +169,18 @@ def test_qm9pack_source_without_the_package_fails_saying_how_to_install_it(tmp_p
 
 def test_figshare_archive_lacking_molecules_fails_loudly(tmp_path):
     """The test archive holds 3 of the 77 molecules: regeneration stops, naming the missing
-    IDs. It is read as the local copy (verified against its sha256), never downloaded."""
-    digest = hashlib.sha256(FIXTURE.read_bytes()).hexdigest()
+    IDs. It is read as the local copy (verified against its MD5 and sha256), never downloaded."""
+    content = FIXTURE.read_bytes()
+    digest, md5 = hashlib.sha256(content).hexdigest(), hashlib.md5(content).hexdigest()
     figshare = {"source": "figshare", "figshare": {
-        "mirror": str(FIXTURE), "sha256": digest, "download": False}}
+        "mirror": str(FIXTURE), "md5": md5, "sha256": digest, "download": False}}
     # the archive is fetched where Snakemake runs (cluster nodes may be offline)
     assert rule_inventory(str(QUICK_CONFIG), str(_override(tmp_path, figshare)))[
         "qm9_subset"]["localrule"]
     assert not rule_inventory(str(QUICK_CONFIG))["qm9_subset"]["localrule"]
     result, log = _subset_run(tmp_path, figshare)
     assert result.returncode != 0
-    assert '"source": "mirror"' in log and '"sha256_verified": true' in log, log
+    assert '"source": "mirror"' in log and '"verified": true' in log, log
     assert "QM9 IDs not found" in log and "19" in log, log
     archive = tmp_path / "run" / "resources" / "qm9" / "dsgdb9nsd.xyz.tar.bz2"
     assert archive.read_bytes() == FIXTURE.read_bytes()

@@ -35,9 +35,10 @@ wildcard_constraints:
 rule qm9_subset:
     """The paper's 77 QM9 molecules from the configured source; a regenerated subset must
     equal the shipped milad/data/qm9_subset.extxyz or the job fails listing the differences.
-    Source figshare: the archive is taken from the local copy or downloaded (sha256-checked
-    where a digest is configured) into resources/qm9/, so the job then runs on the machine
-    running Snakemake (a cluster's compute nodes may have no network)."""
+    Source figshare: the archive is taken from the local copy or downloaded (checked against
+    figshare's published MD5, and a sha256 where one is configured) into resources/qm9/, so the
+    job then runs on the machine running Snakemake (a cluster's compute nodes may have no
+    network)."""
     input:
         shipped=QM9_SHIPPED,
     output:

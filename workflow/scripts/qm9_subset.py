@@ -24,11 +24,11 @@ with warnings.catch_warnings(record=True) as caught:
         figshare = params.figshare
         fetched = fetch_qm9_archive(
             params.archive, mirror=figshare["mirror"], download=bool(figshare["download"]),
-            expected_sha256=figshare["sha256"], url=figshare["url"],
+            expected_sha256=figshare["sha256"], expected_md5=figshare["md5"], url=figshare["url"],
         )
         archive = fetched.path
         fetched_record = {"path": str(fetched.path), "url": fetched.url, "source": fetched.source,
-                          "sha256": fetched.sha256, "sha256_verified": fetched.verified}
+                          "sha256": fetched.sha256, "verified": fetched.verified}
         print(f"QM9 archive: {json.dumps(fetched_record)}")
     print(f"QM9 subset from {source}")
     manifest = build_subset(
