@@ -204,8 +204,9 @@ def read_qm9_subset(path: str | Path = QM9_SUBSET_PATH) -> list[Atoms]:
 #: ``dsgdb9nsd.xyz.tar.bz2`` holds one ``dsgdb9nsd_<gdb index, 6 digits>.xyz`` per molecule.
 QM9_ARCHIVE_URL = "https://ndownloader.figshare.com/files/3195389"
 QM9_ARCHIVE_NAME = "dsgdb9nsd.xyz.tar.bz2"
-#: The MD5 figshare publishes for that file (api.figshare.com, file 3195389, 86,144,227 bytes):
-#: figshare gives no sha256, so the archive is pinned by this digest.
+#: The MD5 figshare publishes for that file (its file record, file 3195389, 86,144,227 bytes;
+#: figshare gives no sha256, so the archive is pinned by this digest). Not checked against the
+#: archive itself here (figshare is unreachable from the development machines).
 QM9_ARCHIVE_MD5 = "ad1ebd51ee7f5b3a6e32e974e5d54012"
 #: Names of the 15 scalar properties on line 2 of a QM9 xyz file, after ``gdb <index>``.
 QM9_PROPERTIES = ("A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U",
