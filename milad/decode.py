@@ -1042,6 +1042,8 @@ def _species_moves(problem: "_Problem", positions: np.ndarray, weights: np.ndarr
     levels = np.asarray(problem.descriptor.species.weights, dtype=float)
     n = len(weights)
     rmsd = problem.rmsd(positions, weights)
+    steps = np.diff(levels)
+    step = float(np.median(steps)) if len(steps) else 0.0
     for _ in range(rounds):
         if rmsd < problem.tol:
             break
@@ -1054,8 +1056,6 @@ def _species_moves(problem: "_Problem", positions: np.ndarray, weights: np.ndarr
         singles = np.zeros((len(atom), n))
         singles[np.arange(len(atom)), atom] = levels[target] - weights[atom]
         # a pair (a up, b down) by one species step
-        steps = np.diff(levels)
-        step = float(np.median(steps)) if len(steps) else 0.0
         up, down = np.nonzero((level + 1 < len(levels))[:, None] & (level >= 1)[None, :]
                               & ~np.eye(n, dtype=bool))
         pairs = np.zeros((len(up), n))
