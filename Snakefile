@@ -40,6 +40,7 @@ wildcard_constraints:
     n_max=r"\d+",
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/invariants.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/potentials.smk"

@@ -46,12 +46,12 @@ from milad.descriptor import Descriptor  # noqa: E402
 from milad.potential import (  # noqa: E402
     ExtrapolationWarning,
     Potential,
-    _Tensors,
     fingerprint_structures,
     loss_and_metrics,
     run_nve,
     validation_split,
 )
+from milad.potential.dataset import TensorSet  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Table II: cutoff (A), alpha, hidden layers.
@@ -119,7 +119,7 @@ def main() -> None:
         fit_index, _ = validation_split(data.groups, 0.1, 0)
         fit = data.subset(fit_index)
         model = Potential.for_data(fit, hidden=hidden)
-        tensors = _Tensors(fit)
+        tensors = TensorSet(fit)
 
         def evaluation():
             model.zero_grad()

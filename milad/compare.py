@@ -29,7 +29,7 @@ from ase import Atoms
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.transform import Rotation
 
-from .data import QM9_SPECIES
+from .paper import DECODING_DESCRIPTOR
 
 __all__ = [
     "ComparisonResult",
@@ -302,8 +302,9 @@ def rdkit_validation(
       fingerprints, each centred on its miniball.
 
     species: ``False`` treats every atom as the same element (structures compared by
-    positions, fingerprints of ``Descriptor(n_max=7, cutoff=5.0)`` with weights 1);
-    ``True`` uses the real elements (fingerprints with the paper's ``QM9_SPECIES``). A pair of
+    positions, fingerprints of the paper's decoding descriptor,
+    ``milad.paper.DECODING_DESCRIPTOR``, without species: weights 1); ``True`` uses the real
+    elements (fingerprints with the paper's species weights). A pair of
     different compositions cannot be matched within species, so it is compared by positions;
     ``species_aware`` records which matching was used. descriptor: replaces the default
     descriptor (it must carry a species map exactly when ``species`` is true).
@@ -324,7 +325,8 @@ def rdkit_validation(
         raise ValueError(f"n_trials must be a non-negative integer, got {n_trials}")
     species = bool(species)
     if descriptor is None:
-        descriptor = Descriptor(n_max=7, cutoff=5.0, species=QM9_SPECIES if species else None)
+        settings = DECODING_DESCRIPTOR if species else {**DECODING_DESCRIPTOR, "species": None}
+        descriptor = Descriptor.from_dict(settings)
     elif (descriptor.species is not None) != species:
         raise ValueError(
             f"species={species} needs a descriptor {'with' if species else 'without'} a "

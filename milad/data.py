@@ -35,6 +35,8 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from .paper import DECODING_DESCRIPTOR
+
 __all__ = [
     "MLEARN_COMMIT",
     "MLEARN_ELEMENTS",
@@ -67,7 +69,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 QM9_SUBSET_PATH = DATA_DIR / "qm9_subset.extxyz"
 #: The paper's species weights for QM9 (section IV A): H, C, O, N, F -> 1.1, 1.3, 1.5, 1.7, 1.9
 #: (one bin of [1, 2] each), as a ``Descriptor(species=...)`` string.
-QM9_SPECIES = "H,C,O,N,F"
+QM9_SPECIES: str = DECODING_DESCRIPTOR["species"]
 
 # Supplementary material, "Reconstruction experiment": three molecules per size from 3 to 29
 # atoms (two of size 3, none of size 28), as 0-based QM9 IDs keyed by number of atoms.

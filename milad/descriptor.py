@@ -16,8 +16,10 @@ moments.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import miniball
 import numba
@@ -233,6 +235,68 @@ class Descriptor:
 
     def __len__(self) -> int:
         return len(self.invariants)
+
+    # ------------------------------------------------------------------ settings
+    def invariants_sha256(self) -> str:
+        """sha256 of the invariant labels: identifies the invariant set a fingerprint used."""
+        return hashlib.sha256("\n".join(self.invariants.labels).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able settings that rebuild this descriptor with :meth:`from_dict`.
+
+        Keys: ``n_max``, ``cutoff`` (Angstrom), ``feature``, ``sigma`` (Angstrom, a number or a
+        ``{symbol: width}`` mapping, ``None`` for delta features), ``species`` (list or
+        ``None``), ``weight_range``, and, to detect a changed invariant set, ``n_invariants``
+        and ``invariants_sha256``. The one way descriptor settings travel: saved potentials,
+        fingerprint files, decode records and the pipeline's rules.
+        """
+        species = self.species
+        return {
+            "n_max": self.n_max,
+            "cutoff": self.cutoff,
+            "feature": self.feature,
+            "sigma": dict(self.sigma) if isinstance(self.sigma, dict) else self.sigma,
+            "species": None if species is None else list(species.species),
+            "weight_range": None if species is None else list(species.weight_range),
+            "n_invariants": len(self),
+            "invariants_sha256": self.invariants_sha256(),
+        }
+
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> "Descriptor":
+        """The descriptor of ``settings`` (from :meth:`to_dict`, or a config block with at
+        least ``n_max`` and ``cutoff``), with the shipped invariant set of order ``n_max``.
+
+        ``species`` may be a list or a comma-separated string. Unknown keys raise, and so does
+        an ``invariants_sha256`` that no longer matches the shipped set.
+        """
+        known = {"n_max", "cutoff", "feature", "sigma", "species", "weight_range",
+                 "n_invariants", "invariants_sha256"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown descriptor setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        missing = sorted({"n_max", "cutoff"} - set(settings))
+        if missing:
+            raise ValueError(f"descriptor settings lack {', '.join(missing)}")
+        species = settings.get("species")
+        if species is not None:
+            names = species.split(",") if isinstance(species, str) else species
+            species = SpeciesMap(tuple(s.strip() for s in names if s.strip()),
+                                 tuple(settings.get("weight_range") or (1.0, 2.0)))
+        descriptor = cls(
+            n_max=int(settings["n_max"]),
+            cutoff=float(settings["cutoff"]),
+            feature=settings.get("feature") or "delta",
+            sigma=settings.get("sigma"),
+            species=species,
+        )
+        expected = settings.get("invariants_sha256")
+        if expected is not None and expected != descriptor.invariants_sha256():
+            raise ValueError(
+                f"the shipped n_max={descriptor.n_max} invariant set differs from the one these "
+                "fingerprints or this model were made with (invariant labels hash mismatch)"
+            )
+        return descriptor
 
     # ------------------------------------------------------------------ helpers
     def weights_of(self, symbols) -> np.ndarray:

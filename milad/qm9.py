@@ -18,8 +18,9 @@ Each attempt has its own seed, :func:`decode_seed` of the configured seed, the Q
 attempt number. :func:`run_decode` decodes, compares the result with the original molecule
 (``milad.compare.compare``) and writes the structure and a JSON record; :func:`decodes_table`
 gathers the records into the tidy table ``results/qm9/decodes.csv`` (``COLUMNS``);
-:func:`summary_notes` sets the headline numbers (``milad.plots.decoding_summary``) against
-the paper's.
+from it :func:`per_molecule` (best and worst attempt per molecule), :func:`decoding_summary`
+(the headline numbers beside the paper's, ``milad.paper.DECODING``) and
+:func:`point_group_counts` (paper Fig. 7); :func:`summary_notes` puts them into words.
 A molecule counts as decoded when its best attempt reaches a fingerprint RMSD below the
 threshold (the paper: 1e-6), and as consistently decoded when every attempt does.
 """
@@ -32,7 +33,7 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 from ase import Atoms
@@ -47,21 +48,30 @@ from .data import (
     read_qm9_subset,
     sha256_of,
 )
-from .plots import DECODE_COLUMNS, DECODE_MODES
+from .paper import DECODING, DECODING_DESCRIPTOR, DECODING_EXPERIMENT, RDKIT_VALIDATION
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "COLUMNS",
     "MODES",
-    "PAPER_VALIDATION",
     "QM9SubsetMismatch",
+    "RDKIT_THRESHOLD",
     "SOURCES",
     "SPECIES",
     "build_subset",
+    "check_table",
+    "check_threshold",
+    "copies_recognised_up_to",
     "decode_molecule",
     "decode_seed",
     "decodes_table",
+    "decoding_summary",
     "descriptors",
     "find_molecule",
+    "per_molecule",
+    "point_group_counts",
     "point_group_table",
     "read_records",
     "reference_molecule",
@@ -74,10 +84,18 @@ __all__ = [
 SOURCES = ("shipped", "qm9pack", "figshare")
 #: Species order of the weights 1.1, 1.3, 1.5, 1.7, 1.9 (bins of [1, 2]).
 SPECIES = QM9_SPECIES
-#: The modes and the columns of the tidy table (one row per molecule x mode x attempt) are
-#: those the figures read (``milad.plots``).
-MODES = DECODE_MODES
-COLUMNS = DECODE_COLUMNS
+#: decoding modes: positions only; positions and species from one fingerprint; species from a
+#: second (species) fingerprint given the decoded positions
+MODES = ("positions", "single", "two")
+#: columns of the tidy decode table (one row per molecule x mode x attempt), which the
+#: figures read (``milad.plots``)
+COLUMNS = (
+    "qm9_id", "n_atoms", "formula", "smiles", "point_group", "mode", "attempt", "seed",
+    "success", "fingerprint_rmsd", "positions_rmsd", "structure_rmsd", "rmsd", "mirror_rmsd",
+    "matched", "species_correct", "iterations", "wall_s",
+)
+#: structure RMSD (Angstrom) below which RDKit calls two structures the same (SI Figs. 1, 2)
+RDKIT_THRESHOLD = 0.1
 
 
 class QM9SubsetMismatch(ValueError):
@@ -186,12 +204,14 @@ def find_molecule(molecules: Iterable[Atoms], *, qm9_id: int | None = None,
     return hits[0]
 
 
-def descriptors(n_max: int = 7, cutoff: float = 5.0, species: str = SPECIES):
-    """The experiment's two descriptors: (without species, with species)."""
+def descriptors(settings: Mapping[str, Any] = DECODING_DESCRIPTOR):
+    """The experiment's two descriptors, (without species, with species), from
+    ``Descriptor.from_dict`` settings with a species map (the paper's by default)."""
     from .descriptor import Descriptor
 
-    return (Descriptor(n_max=n_max, cutoff=cutoff),
-            Descriptor(n_max=n_max, cutoff=cutoff, species=species))
+    if not settings.get("species"):
+        raise ValueError("the QM9 descriptor settings need species (the map of the species modes)")
+    return Descriptor.from_dict({**settings, "species": None}), Descriptor.from_dict(settings)
 
 
 def reference_molecule(molecule: Atoms, descriptor) -> Atoms:
@@ -241,16 +261,16 @@ def decode_molecule(
     seed: int = 0,
     threshold: float = 1e-6,
     positions: np.ndarray | None = None,
-    n_max: int = 7,
-    cutoff: float = 5.0,
-    species: str = SPECIES,
+    descriptor: Mapping[str, Any] = DECODING_DESCRIPTOR,
     max_iterations: int = 8,
     hops: int = 100,
 ) -> tuple[Atoms, dict[str, Any]]:
     """One attempt at decoding ``molecule``'s fingerprint in ``mode``; compare with it.
 
     positions: mode ``"two"`` only, the (n_atoms, 3) positions decoded in mode
-    ``"positions"`` (same molecule and attempt). The decode is
+    ``"positions"`` (same molecule and attempt). descriptor: ``Descriptor.from_dict`` settings
+    with species (the paper's by default); the positions-only descriptor drops the species.
+    The decode is
     ``milad.decode.decode(fingerprint, descriptor, n_atoms, seed=decode_seed(seed, qm9_id,
     attempt), attempts=1, tol=threshold, max_iterations=..., hops=...)``.
 
@@ -269,7 +289,7 @@ def decode_molecule(
     if (positions is not None) != (mode == "two"):
         raise ValueError("decoded positions are needed in mode 'two', and only there")
     qm9_id = int(molecule.info["qm9_id"])
-    plain, with_species = descriptors(n_max, cutoff, species)
+    plain, with_species = descriptors(descriptor)
     reference = reference_molecule(molecule, plain)
     n_atoms = len(molecule)
     attempt_seed = decode_seed(seed, qm9_id, attempt)
@@ -316,8 +336,8 @@ def decode_molecule(
         "wall_s": float(wall),
         "compare_s": float(compare_s),
         "threshold": float(threshold),
-        "options": {"n_max": int(n_max), "cutoff": float(cutoff), "species": species,
-                    "max_iterations": int(max_iterations), "hops": int(hops), "attempts": 1},
+        "descriptor": with_species.to_dict(),
+        "options": {"max_iterations": int(max_iterations), "hops": int(hops), "attempts": 1},
         "timings": {k: float(v) for k, v in result.timings.items()},
         "moment_rmsd": float(result.moment_rmsd),
         "decoded_symbols": decoded_symbols,
@@ -411,20 +431,156 @@ def decodes_table(records: Iterable[Mapping[str, Any]], point_groups=None):
     return table.reset_index(drop=True)
 
 
-def summary_notes(table, threshold: float = 1e-6) -> list[str]:
-    """Sentences setting the decode table's headline numbers
-    (``milad.plots.decoding_summary``) against the paper's: what counts as decoded, every
-    place where this run falls short of the paper and by how much, the molecules not decoded,
-    and whether the run was the paper's full experiment (77 molecules, 3 attempts)."""
-    from .plots import decoding_summary, per_molecule
+def check_table(table: pd.DataFrame, required: Iterable[str], what: str) -> None:
+    """Raise ValueError (its message starting with ``what``) naming missing columns, values
+    of a ``mode`` column outside :data:`MODES`, or an empty table."""
+    import pandas as pd
 
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"{what} needs a pandas DataFrame, got {type(table).__name__}")
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: the table lacks column(s) {', '.join(missing)}")
+    if table.empty:
+        raise ValueError(f"{what}: the table is empty")
+    if "mode" in table.columns:
+        unknown = sorted(set(map(str, table["mode"])) - set(MODES))
+        if unknown:
+            raise ValueError(
+                f"{what}: unknown mode(s) {', '.join(unknown)}; expected {', '.join(MODES)}"
+            )
+
+
+def check_threshold(threshold: float, name: str = "threshold") -> float:
+    """``threshold`` as a float; ValueError unless it is a positive finite number."""
+    if not (np.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"{name} must be a positive number, got {threshold}")
+    return float(threshold)
+
+
+def per_molecule(table: pd.DataFrame, threshold: float = 1e-6) -> pd.DataFrame:
+    """One row per (mode, molecule) of the decode table.
+
+    Columns: ``mode``, ``qm9_id``, ``n_atoms``, ``point_group`` (when the table has it),
+    ``attempts``, ``best`` / ``worst`` (lowest / highest finite fingerprint RMSD over the
+    attempts, NaN when none is finite), ``successes`` (attempts with fingerprint RMSD <
+    ``threshold``), ``decoded`` (best < threshold) and ``consistent`` (every attempt below
+    it). Sorted by mode (``MODES`` order), ``n_atoms``, ``qm9_id``.
+    """
+    threshold = check_threshold(threshold)
+    check_table(table, ("qm9_id", "n_atoms", "mode", "fingerprint_rmsd"), "per_molecule")
+    rmsd = table["fingerprint_rmsd"].astype(float)
+    data = table.assign(_ok=rmsd.to_numpy() < threshold, _rmsd=rmsd.where(np.isfinite(rmsd)))
+    aggregations = {
+        "n_atoms": ("n_atoms", "first"),
+        "attempts": ("_rmsd", "size"),
+        "best": ("_rmsd", "min"),
+        "worst": ("_rmsd", "max"),
+        "successes": ("_ok", "sum"),
+    }
+    if "point_group" in table.columns:
+        aggregations["point_group"] = ("point_group", "first")
+    out = data.groupby(["mode", "qm9_id"], sort=False).agg(**aggregations).reset_index()
+    out["successes"] = out["successes"].astype(int)
+    out["decoded"] = out["best"].to_numpy() < threshold
+    out["consistent"] = out["successes"] == out["attempts"]
+    out["_mode"] = out["mode"].map({m: i for i, m in enumerate(MODES)})
+    out = out.sort_values(["_mode", "n_atoms", "qm9_id"]).drop(columns="_mode")
+    return out.reset_index(drop=True)
+
+
+def decoding_summary(table: pd.DataFrame, threshold: float = 1e-6) -> pd.DataFrame:
+    """Headline decoding numbers, one row per mode present, beside the paper's.
+
+    Columns: ``mode``, ``molecules``, ``decoded`` (best attempt below ``threshold``),
+    ``consistently_decoded`` (all attempts below it), ``success_rate_percent`` and
+    ``consistent_rate_percent`` (of ``molecules``), ``largest_decoded`` and
+    ``largest_consistently_decoded`` (atoms; 0 when none), ``median_wall_s`` (seconds per
+    attempt), ``paper_success_rate_percent``, ``paper_largest_decoded``,
+    ``paper_largest_consistently_decoded`` (:data:`DECODING`, NaN where the paper gives
+    none) and ``meets_paper``: our success rate, rounded to a whole percent as the paper's
+    is, and our largest sizes are at least the paper's.
+    """
+    import pandas as pd
+
+    check_table(table, ("qm9_id", "n_atoms", "mode", "fingerprint_rmsd", "wall_s"),
+                   "decoding_summary")
+    molecules = per_molecule(table, threshold)
+    rows = []
+    for mode in MODES:
+        rows_of_mode = molecules[molecules["mode"] == mode]
+        if rows_of_mode.empty:
+            continue
+        n = len(rows_of_mode)
+        decoded = rows_of_mode[rows_of_mode["decoded"]]
+        consistent = rows_of_mode[rows_of_mode["consistent"]]
+        paper = DECODING[mode]
+        rate = 100.0 * len(decoded) / n
+        largest = int(decoded["n_atoms"].max()) if len(decoded) else 0
+        largest_consistent = int(consistent["n_atoms"].max()) if len(consistent) else 0
+        meets = round(rate) >= paper["success_rate_percent"]
+        for ours, key in ((largest, "largest_decoded"),
+                          (largest_consistent, "largest_consistently_decoded")):
+            if paper[key] is not None:
+                meets = meets and ours >= paper[key]
+        rows.append({
+            "mode": mode,
+            "molecules": n,
+            "decoded": len(decoded),
+            "consistently_decoded": len(consistent),
+            "success_rate_percent": rate,
+            "consistent_rate_percent": 100.0 * len(consistent) / n,
+            "largest_decoded": largest,
+            "largest_consistently_decoded": largest_consistent,
+            "median_wall_s": float(table.loc[table["mode"] == mode, "wall_s"].median()),
+            "paper_success_rate_percent": float(paper["success_rate_percent"]),
+            "paper_largest_decoded": np.nan if paper["largest_decoded"] is None
+            else float(paper["largest_decoded"]),
+            "paper_largest_consistently_decoded": np.nan
+            if paper["largest_consistently_decoded"] is None
+            else float(paper["largest_consistently_decoded"]),
+            "meets_paper": bool(meets),
+        })
+    return pd.DataFrame(rows)
+
+
+def point_group_counts(table: pd.DataFrame, threshold: float = 1e-6) -> pd.DataFrame:
+    """Molecules decoded (best attempt below ``threshold``) per point group and mode.
+
+    Columns: ``point_group``, ``mode``, ``molecules``, ``decoded``, ``proportion``; point
+    groups ordered by number of molecules (most first), then name; modes in
+    ``MODES`` order.
+    """
+    check_table(table, ("qm9_id", "n_atoms", "mode", "fingerprint_rmsd", "point_group"),
+                   "point_group_counts")
+    molecules = per_molecule(table, threshold)
+    counts = (molecules.groupby(["point_group", "mode"], sort=False)
+              .agg(molecules=("decoded", "size"), decoded=("decoded", "sum")).reset_index())
+    counts["decoded"] = counts["decoded"].astype(int)
+    counts["proportion"] = counts["decoded"] / counts["molecules"]
+    size = counts.groupby("point_group")["molecules"].max()
+    counts["_size"] = -counts["point_group"].map(size)
+    counts["_mode"] = counts["mode"].map({m: i for i, m in enumerate(MODES)})
+    counts = counts.sort_values(["_size", "point_group", "_mode"]).drop(columns=["_size", "_mode"])
+    return counts.reset_index(drop=True)
+
+
+def summary_notes(table, threshold: float = 1e-6) -> list[str]:
+    """Sentences setting the decode table's headline numbers (:func:`decoding_summary`)
+    against the paper's: what counts as decoded, every place where this run falls short of
+    the paper and by how much, the molecules not decoded, and whether the run was the
+    paper's full experiment (``milad.paper.DECODING_EXPERIMENT``)."""
+    experiment = DECODING_EXPERIMENT
     summary = decoding_summary(table, threshold)
     molecules = per_molecule(table, threshold)
+    paper_threshold = f"{experiment['threshold']:.0e}".replace("e-0", "e-")  # as in the paper
     notes = [
         f"A molecule counts as decoded when its best attempt reaches a fingerprint RMSD below "
-        f"{threshold:g} and as consistently decoded when every attempt does (the paper: 1e-6; "
-        "77 molecules of 3 to 29 atoms, 3 attempts each). 'largest' sizes are those of the "
-        "largest such molecule."
+        f"{threshold:g} and as consistently decoded when every attempt does (the paper: "
+        f"{paper_threshold}; {experiment['molecules']} molecules of "
+        f"{experiment['smallest_atoms']} to {experiment['largest_atoms']} atoms, "
+        f"{experiment['attempts']} attempts each). 'largest' sizes are those of the largest "
+        "such molecule."
     ]
     short = []
     for row in summary.itertuples(index=False):
@@ -448,11 +604,12 @@ def summary_notes(table, threshold: float = 1e-6) -> list[str]:
             notes.append(f"{row.mode}: not decoded in any attempt: QM9 IDs {listed}.")
     n_molecules = int(table["qm9_id"].nunique())
     attempts = int(table.groupby(["mode", "qm9_id"])["attempt"].nunique().max())
-    if n_molecules < 77 or attempts < 3:
+    if n_molecules < experiment["molecules"] or attempts < experiment["attempts"]:
         notes.append(
             f"This run decoded {n_molecules} molecule(s) of up to {int(table['n_atoms'].max())} "
-            f"atoms with {attempts} attempt(s) each, not the paper's 77 molecules with 3 "
-            "attempts: its rates and largest sizes cannot be compared with the paper's."
+            f"atoms with {attempts} attempt(s) each, not the paper's {experiment['molecules']} "
+            f"molecules with {experiment['attempts']} attempts: its rates and largest sizes "
+            "cannot be compared with the paper's."
         )
     if short:
         notes.append("FALLS SHORT OF THE PAPER: " + "; ".join(short) + ".")
@@ -461,41 +618,42 @@ def summary_notes(table, threshold: float = 1e-6) -> list[str]:
     return notes
 
 
-#: The paper's supplementary validation (SI Fig. 1): rotated, relabelled copies recognised
-#: (RDKit RMSD below the threshold) up to this many atoms, without / with species; and the
-#: smallest RDKit RMSD between two different molecules of one size (positions only, Angstrom).
-PAPER_VALIDATION = {"copies_recognised_up_to": {False: 8, True: 11}, "min_pair_rmsd": 0.254}
+def copies_recognised_up_to(copies: pd.DataFrame,
+                            rdkit_threshold: float = RDKIT_THRESHOLD) -> int:
+    """Largest size up to which every rotated, relabelled copy of the RDKit validation table
+    (rows of kind ``"self"``) has an RDKit RMSD below ``rdkit_threshold``; 0 when none."""
+    failed = copies.loc[~(copies["rmsd"] < rdkit_threshold), "n_atoms"]
+    sizes = np.sort(copies["n_atoms"].unique())
+    recognised = sizes[sizes < failed.min()] if len(failed) else sizes
+    return int(recognised.max()) if len(recognised) else 0
 
 
 def validation_notes(validation, rdkit_threshold: float | None = None) -> list[str]:
     """Sentences on the RDKit validation table(s) (``milad.compare.rdkit_validation``, both
-    species settings concatenated) beside the paper's SI Fig. 1 numbers: the largest size up
-    to which every rotated, relabelled copy is recognised (RDKit RMSD below
-    ``rdkit_threshold``, default ``milad.plots.RDKIT_THRESHOLD``) and the smallest RMSD of two
-    different molecules; "FALLS SHORT" where the recognised size is below the paper's."""
-    from .plots import RDKIT_THRESHOLD
-
+    species settings concatenated) beside the paper's SI Fig. 1 numbers
+    (``milad.paper.RDKIT_VALIDATION``): the largest size up to which every rotated,
+    relabelled copy is recognised (:func:`copies_recognised_up_to`, default threshold
+    :data:`RDKIT_THRESHOLD`) and the smallest RMSD of two different molecules; "FALLS SHORT"
+    where the recognised size is below the paper's."""
     threshold = RDKIT_THRESHOLD if rdkit_threshold is None else float(rdkit_threshold)
     notes = []
     for species in sorted(set(bool(s) for s in validation["species"])):
         rows = validation[validation["species"].astype(bool) == species]
         label = "with species" if species else "positions only"
         copies, pairs = rows[rows["kind"] == "self"], rows[rows["kind"] == "pair"]
-        paper = PAPER_VALIDATION["copies_recognised_up_to"][species]
+        paper = RDKIT_VALIDATION["copies_recognised_up_to"][species]
         line = f"RDKit validation, {label}:"
         if len(copies):
-            failed = copies.loc[~(copies["rmsd"] < threshold), "n_atoms"]
-            sizes = np.sort(copies["n_atoms"].unique())
-            recognised = sizes[sizes < failed.min()] if len(failed) else sizes
-            up_to = int(recognised.max()) if len(recognised) else 0
+            up_to = copies_recognised_up_to(copies, threshold)
+            largest = int(copies["n_atoms"].max())
             line += (f" every rotated, relabelled copy recognised (RDKit RMSD < {threshold:g} A) "
                      f"up to {up_to} atoms (paper {paper}; largest molecule here "
-                     f"{int(sizes.max())} atoms)")
-            if up_to < paper and int(sizes.max()) >= paper:
+                     f"{largest} atoms)")
+            if up_to < paper and largest >= paper:
                 line += " - FALLS SHORT OF THE PAPER"
         if len(pairs):
             line += f"; smallest RMSD between different molecules {pairs['rmsd'].min():.3f} A"
             if not species:
-                line += f" (paper {PAPER_VALIDATION['min_pair_rmsd']} A)"
+                line += f" (paper {RDKIT_VALIDATION['min_pair_rmsd_A']} A)"
         notes.append(line + ".")
     return notes

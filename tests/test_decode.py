@@ -13,7 +13,6 @@ from milad.compare import compare
 from milad.data import read_qm9_subset
 from milad.decode import (
     RepulsionTerm,
-    _position_penalty,
     atoms_from_moments,
     count_atoms,
     decode,
@@ -21,6 +20,7 @@ from milad.decode import (
     moments_from_invariants,
     peak_find,
 )
+from milad.decode.loss import position_penalty
 from milad.descriptor import Descriptor
 from milad.moments import geometric_moments, zernike_moments
 
@@ -97,17 +97,101 @@ def test_repulsion_vanishes_smoothly_at_r_min():
 def test_penalty_jacobian(rng):
     positions = rng.normal(scale=0.05, size=(6, 3))
     positions[0] *= 25  # outside the unit sphere: the wall acts
-    values, jacobian = _position_penalty(positions, RepulsionTerm(), 5.0)
+    values, jacobian = position_penalty(positions, RepulsionTerm(), 5.0)
     assert values[0] > 0 and np.count_nonzero(values) >= 2
     step = 1e-6
     numeric = np.zeros_like(jacobian)
     for k in range(positions.size):
         e = np.zeros(positions.size)
         e[k] = step
-        up = _position_penalty((positions.ravel() + e).reshape(6, 3), RepulsionTerm(), 5.0)[0]
-        down = _position_penalty((positions.ravel() - e).reshape(6, 3), RepulsionTerm(), 5.0)[0]
+        up = position_penalty((positions.ravel() + e).reshape(6, 3), RepulsionTerm(), 5.0)[0]
+        down = position_penalty((positions.ravel() - e).reshape(6, 3), RepulsionTerm(), 5.0)[0]
         numeric[:, k] = (up - down) / (2 * step)
     np.testing.assert_allclose(jacobian, numeric, atol=1e-6)
+
+
+def _captured_residuals(monkeypatch):
+    """Make ``fit_atoms`` hand its residual function to a recorder instead of MINPACK."""
+    import milad.decode.loss as loss
+
+    captured = []
+
+    def record(fun, x0, max_nfev, tol=1e-15):
+        captured.append(fun)
+        return x0
+
+    monkeypatch.setattr(loss, "solve_lm", record)
+    return loss, captured
+
+
+@pytest.mark.parametrize("fit_positions, fit_weights", [(True, False), (True, True), (False, True)])
+def test_fit_atoms_residual_jacobian_matches_finite_differences(plain, rng, monkeypatch,
+                                                                fit_positions, fit_weights):
+    """The one residual builder of every fit of atoms: one moments target, one fingerprint
+    target with its own fixed weights (as in the joint polish), repulsion, wall and weight
+    penalty; its Jacobian against central differences of its residuals."""
+    loss, captured = _captured_residuals(monkeypatch)
+    space = moment_space(plain.invariants)
+    n = 5
+    positions = rng.uniform(-0.45, 0.45, size=(n, 3))
+    positions[0] = [0.99, 0.1, 0.05]  # pushed across the wall by the steps below
+    positions[1] = positions[2] + [0.05, 0.0, 0.0]  # 0.25 A apart: the repulsion acts
+    weights = rng.uniform(1.05, 1.95, n)
+    x = space.moments(rng.uniform(-0.4, 0.4, size=(n, 3)), np.ones(n))
+    targets = [loss.Target("moments", x), loss.Target("phi", space.phi(x), np.full(n, 1.5))]
+    fitted = loss.fit_atoms(space, targets, positions, weights, fit_positions=fit_positions,
+                            fit_weights=fit_weights, weight_range=(1.2, 1.8),
+                            repulsion=RepulsionTerm(), cutoff=5.0)
+    np.testing.assert_array_equal(fitted[0], positions)  # unchanged by the recorder
+    (fun,) = captured
+    free = np.concatenate(([positions.ravel()] if fit_positions else []) + ([weights] if fit_weights else []))
+    residuals, jacobian = fun(free)
+    expected_rows = len(x) + len(plain) + (n if fit_positions else 0) + (n if fit_weights else 0)
+    assert residuals.shape == (expected_rows,) and jacobian.shape == (expected_rows, len(free))
+    step = 1e-7
+    numeric = np.empty_like(jacobian)
+    for k in range(len(free)):
+        e = np.zeros(len(free))
+        e[k] = step
+        numeric[:, k] = (fun(free + e)[0] - fun(free - e)[0]) / (2 * step)
+    np.testing.assert_allclose(jacobian, numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_moments_residual_jacobian_matches_finite_differences(plain, rng, monkeypatch):
+    loss, captured = _captured_residuals(monkeypatch)
+    space = moment_space(plain.invariants)
+    x = rng.normal(scale=0.3, size=space.n_params)
+    params = np.flatnonzero(space.l <= 4)
+    rows = np.flatnonzero(space.invariant_l <= 4)
+    scales = rng.uniform(0.5, 2.0, size=len(plain))
+    loss.fit_moments(space, space.phi(x) * 1.01, x, params, rows, scales, max_nfev=10)
+    (fun,) = captured
+    residuals, jacobian = fun(x[params])
+    assert residuals.shape == (len(rows),) and jacobian.shape == (len(rows), len(params))
+    step = 1e-6
+    for k in rng.choice(len(params), size=8, replace=False):
+        e = np.zeros(len(params))
+        e[k] = step
+        numeric = (fun(x[params] + e)[0] - fun(x[params] - e)[0]) / (2 * step)
+        np.testing.assert_allclose(jacobian[:, k], numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_moment_space_is_built_once_and_freed_with_its_invariant_set():
+    import gc
+    import weakref
+
+    from milad.invariants import InvariantSet, load_invariants
+
+    shipped = load_invariants(7)
+    own = InvariantSet(shipped.kind, shipped.max_order, shipped.moments, shipped.variable_scale,
+                       list(shipped.invariants))
+    space = moment_space(own)
+    assert moment_space(own) is space and space.grid(11) is space.grid(11)
+    assert moment_space(shipped) is not space
+    dead = weakref.ref(space)
+    del own, space
+    gc.collect()
+    assert dead() is None
 
 
 def test_peak_finding_locates_isolated_atoms(plain):

@@ -254,3 +254,27 @@ def test_neighbor_pairs_match_ase(pbc, monkeypatch):
     assert as_set(*descriptor_module.neighbor_pairs(atoms, 4.0)) == expected
     monkeypatch.setattr(descriptor_module, "_DIRECT_SEARCH_LIMIT", 0)  # force the ASE path
     assert as_set(*descriptor_module.neighbor_pairs(atoms, 4.0)) == expected
+
+
+@pytest.mark.parametrize("settings", [
+    {"n_max": 7, "cutoff": 5.0},
+    {"n_max": 7, "cutoff": 4.5, "feature": "gaussian", "sigma": {"C": 0.4, "O": 0.3, "H": 0.2},
+     "species": SPECIES},
+    {"n_max": 7, "cutoff": 5.0, "feature": "gaussian", "sigma": 0.35, "species": SPECIES},
+])
+def test_settings_round_trip_through_json_and_detect_a_changed_invariant_set(settings):
+    import json
+
+    species = settings.get("species")
+    original = Descriptor(n_max=settings["n_max"], cutoff=settings["cutoff"],
+                          feature=settings.get("feature", "delta"), sigma=settings.get("sigma"),
+                          species=species)
+    record = json.loads(json.dumps(original.to_dict()))
+    rebuilt = Descriptor.from_dict(record)
+    assert rebuilt.to_dict() == original.to_dict()
+    assert rebuilt.species == original.species and rebuilt.sigma == original.sigma
+    atoms = molecule("CH3OH")  # atom-centred: molecule() would add miniball's randomness
+    atoms.positions += 0.05 * np.random.default_rng(1).normal(size=atoms.positions.shape)
+    assert np.array_equal(rebuilt.local(atoms), original.local(atoms))
+    with pytest.raises(ValueError, match="hash mismatch"):
+        Descriptor.from_dict({**record, "invariants_sha256": "0" * 64})

@@ -1,4 +1,6 @@
-"""Completeness figure (paper Fig. 1): the Pozdnyakov et al. pair and its plot."""
+"""The figures (milad.plots) and the tables behind them: completeness (paper Fig. 1),
+reconstructions and peak finding (Figs. 2, 3), QM9 decoding (Figs. 5-7, SI Figs. 1, 2) and
+the potentials (parity plots, learning curves, NVE run, missing-data stand-in)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy.spatial.distance import pdist  # noqa: E402
 
-from milad.plots import (  # noqa: E402
+from milad.completeness import (  # noqa: E402
     completeness_differences,
     completeness_summary,
-    plot_completeness,
     pozdnyakov_pair,
 )
+from milad.plots import plot_completeness  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -106,18 +108,16 @@ def test_reconstruction_slices_sharpen_on_the_heaviest_atom(tmp_path):
 import pandas as pd  # noqa: E402
 
 from milad.plots import (  # noqa: E402
-    DECODE_COLUMNS,
     RMSD_FLOOR,
-    decoding_summary,
-    per_molecule,
     plot_decoding,
     plot_peak_finding,
     plot_point_groups,
     plot_rdkit_validation,
     plot_rdkit_vs_fingerprint,
     plot_species_recovery,
-    point_group_counts,
 )
+from milad.qm9 import COLUMNS as DECODE_COLUMNS  # noqa: E402
+from milad.qm9 import decoding_summary, per_molecule, point_group_counts  # noqa: E402
 
 #: (qm9_id, n_atoms, point group) of the hand-made molecules
 MOLECULES = [(1, 3, "C2v"), (2, 4, "C3v"), (3, 4, "Td"), (4, 5, "C2v")]
@@ -371,3 +371,138 @@ def test_fig3_peak_finding(tmp_path):
     plt.close(short)
     with pytest.raises(ValueError, match="n_panels"):
         plot_peak_finding(formaldehyde, Descriptor(), n_panels=0)
+
+
+# ----------------------------------------------------------------------------------------
+# Potential figures: parity plot, learning curve, NVE run, missing-data stand-in
+# ----------------------------------------------------------------------------------------
+from milad.plots import (  # noqa: E402
+    plot_learning_curve,
+    plot_missing_data,
+    plot_nve,
+    plot_parity,
+)
+
+
+def potential_summary() -> dict:
+    """The parts of a metrics.json the potential figures read."""
+    return {
+        "element": "Si",
+        "metrics": {
+            "fit": {"energy_rmse_meV_per_atom": 1.234, "force_rmse_eV_per_A": 0.0456},
+            "validation": {"energy_rmse_meV_per_atom": 7.891, "force_rmse_eV_per_A": 0.1234},
+        },
+        "training": {"optimizer": "lbfgs", "best_epoch": 3},
+        "provenance": {"milad_version": "9.8.7", "git_commit": "0123456789abcdef"},
+    }
+
+
+def predictions() -> dict:
+    """Fitted (5 structures, 12 atoms) and validation (2 structures, 4 atoms); no test set."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, structures, atoms in (("fit", 5, 12), ("validation", 2, 4)):
+        energy = rng.uniform(-5.4, -5.2, structures)
+        forces = rng.normal(0.0, 1.0, (atoms, 3))
+        out.update({f"{name}_energy_reference": energy,
+                    f"{name}_energy_predicted": energy + rng.normal(0, 0.01, structures),
+                    f"{name}_forces_reference": forces,
+                    f"{name}_forces_predicted": forces + rng.normal(0, 0.05, (atoms, 3))})
+    return out
+
+
+def test_parity_plot(tmp_path):
+    paths = [tmp_path / "parity.pdf", tmp_path / "parity.png"]
+    data = predictions()
+    figure = plot_parity(potential_summary(), data, paths)
+    assert_written(paths)
+    energy, force = figure.axes
+    # one scatter per subset present, one point per structure / force component
+    assert [len(c.get_offsets()) for c in energy.collections] == [5, 2]
+    assert [len(c.get_offsets()) for c in force.collections] == [36, 12]
+    np.testing.assert_allclose(energy.collections[1].get_offsets()[:, 1],
+                               data["validation_energy_predicted"])
+    assert [t.get_text() for t in energy.get_legend().get_texts()] == [
+        "fitted training: RMSE 1.23 meV/atom", "validation: RMSE 7.89 meV/atom"]
+    assert [t.get_text() for t in force.get_legend().get_texts()] == [
+        "fitted training: RMSE 0.046 eV/A", "validation: RMSE 0.123 eV/A"]
+    assert energy.get_xlabel() == "DFT energy per atom (eV/atom)"
+    assert energy.get_ylabel() == "MILAD NNP energy per atom (eV/atom)"
+    assert force.get_xlabel() == "DFT force component (eV/A)"
+    for axis, kind in ((energy, "energy"), (force, "forces")):
+        (identity,) = axis.lines
+        plotted = np.concatenate([np.ravel(data[f"{s}_{kind}_{w}"]) for s in ("fit", "validation")
+                                  for w in ("reference", "predicted")])
+        x, y = identity.get_xdata(), identity.get_ydata()
+        np.testing.assert_array_equal(x, y)  # the identity line spans the data, equal axes
+        assert x[0] <= plotted.min() and x[1] >= plotted.max()
+        assert axis.get_xlim() == axis.get_ylim() == (x[0], x[1])
+    title = figure._suptitle.get_text()
+    assert title.startswith("Si: parity") and "milad 9.8.7, commit 0123456789)" in title
+    plt.close(figure)
+
+
+def test_learning_curve(tmp_path):
+    import pandas as pd
+
+    history = pd.DataFrame({
+        "epoch": [1, 2, 3, 4], "train_loss": [1.0, 0.5, 0.2, 0.1],
+        "validation_loss": [np.nan] * 4,
+        "train_energy_rmse": [0.010, 0.005, 0.002, 0.001],
+        "validation_energy_rmse": [0.012, 0.008, 0.006, 0.007],
+        "train_force_rmse": [0.5, 0.3, 0.2, 0.1], "validation_force_rmse": [0.6, 0.4, 0.3, 0.35],
+    })
+    paths = [tmp_path / "curve.pdf", tmp_path / "curve.png"]
+    figure = plot_learning_curve(potential_summary(), history, paths)
+    assert_written(paths)
+    loss, energy, force = figure.axes
+    assert [a.get_ylabel() for a in figure.axes] == [
+        "loss (eq. 38)", "energy RMSE (meV/atom)", "force RMSE (eV/A)"]
+    assert all(a.get_xlabel() == "epoch" and a.get_yscale() == "log" for a in figure.axes)
+    # no validation loss recorded: only the training loss is drawn
+    assert [t.get_text() for t in loss.get_legend().get_texts()] == ["fitted training"]
+    np.testing.assert_allclose(energy.lines[0].get_ydata(), [10.0, 5.0, 2.0, 1.0])  # meV/atom
+    np.testing.assert_allclose(force.lines[1].get_ydata(), history["validation_force_rmse"])
+    for axis in figure.axes:  # dashed line at the kept epoch
+        (kept,) = [line for line in axis.lines if line.get_linestyle() == "--"]
+        assert list(kept.get_xdata()) == [3, 3]
+    assert "lbfgs; dashed: kept (best validation) epoch 3" in figure._suptitle.get_text()
+    plt.close(figure)
+    with_validation = plot_learning_curve(potential_summary(),
+                                          history.assign(validation_loss=[2.0, 1.0, 0.5, 0.6]))
+    assert [t.get_text() for t in with_validation.axes[0].get_legend().get_texts()] == [
+        "fitted training", "validation"]
+    plt.close(with_validation)
+
+
+def test_missing_data_figure(tmp_path):
+    reason = "Ni/training.json: not on the mirror and download disabled"
+    paths = [tmp_path / "missing.pdf", tmp_path / "missing.png"]
+    figure = plot_missing_data(f"Ni: TRAINING DATA MISSING, no potential\n{reason}", paths,
+                               figsize=(6, 2))
+    assert_written(paths)
+    (axis,) = figure.axes
+    assert not axis.axison and not axis.lines and not axis.collections
+    (text,) = axis.texts
+    assert reason in text.get_text() and text.get_text().startswith("Ni: TRAINING DATA MISSING")
+    assert tuple(figure.get_size_inches()) == (6, 2)
+    plt.close(figure)
+
+
+def test_nve_plot(tmp_path):
+    run = {"n_atoms": 2, "timestep_fs": 1.0, "drift_eV_per_atom_per_ps": 0.0123,
+           "time_ps": [0.0, 0.001, 0.002], "total": [-10.0, -9.998, -10.004],
+           "potential": [-10.1, -10.05, -10.2], "temperature": [300.0, 290.0, 310.0]}
+    path = tmp_path / "nve.png"
+    figure = plot_nve(run, "Si", [path])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    energies, temperature = figure.axes
+    total, potential = energies.lines
+    np.testing.assert_allclose(total.get_xdata(), run["time_ps"])
+    np.testing.assert_allclose(total.get_ydata(), [0.0, 1.0, -2.0])  # meV/atom from E_tot(0)
+    np.testing.assert_allclose(potential.get_ydata(), [-50.0, -25.0, -100.0])
+    assert [t.get_text() for t in energies.get_legend().get_texts()] == ["total", "potential"]
+    np.testing.assert_allclose(temperature.lines[0].get_ydata(), run["temperature"])
+    assert temperature.get_xlabel() == "time (ps)" and temperature.get_ylabel() == "T (K)"
+    assert energies.get_title() == "Si NVE, 2 atoms, dt = 1.0 fs: drift 12.300 meV/atom/ps"
+    plt.close(figure)

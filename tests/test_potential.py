@@ -27,6 +27,8 @@ from milad.potential import (
     train_best_of,
     validation_split,
 )
+from milad.potential.activations import ACTIVATIONS
+from milad.potential.model import ElementNetwork
 
 CUTOFF = 3.2
 
@@ -288,3 +290,40 @@ def test_short_nve_run_conserves_energy(potential):
     assert abs(run["drift_eV_per_atom_per_ps"]) < 1e-2
     assert run["max_deviation_eV_per_atom"] < 1e-3
     assert run["atom_steps_per_second"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_derivative_matches_autograd_and_finite_differences(name):
+    activation = ACTIVATIONS[name]
+    x = torch.linspace(-4.0, 4.0, 161, dtype=torch.float64, requires_grad=True)
+    y, slope = activation(x)
+    (exact,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(slope, exact, rtol=1e-12, atol=1e-15)
+    step = 1e-6
+    with torch.no_grad():
+        numeric = (activation.function(x + step) - activation.function(x - step)) / (2 * step)
+    torch.testing.assert_close(slope.detach(), numeric, rtol=1e-8, atol=1e-10)
+    # the network's hand-written d eps / d Phi (what forces use) equals autograd's
+    torch.manual_seed(0)
+    network = ElementNetwork(5, hidden=(7, 4), activation=name)
+    network.set_ranges(-np.ones(5), 2 * np.ones(5), -3.0, -2.0)
+    phi = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    eps, gradient = network(phi)
+    (exact,) = torch.autograd.grad(eps.sum(), phi)
+    torch.testing.assert_close(gradient, exact, rtol=1e-12, atol=1e-14)
+
+
+def test_activation_is_saved_and_files_without_it_load_as_tanh(tmp_path, dataset):
+    model = Potential.for_data(dataset, hidden=(4,), seed=0)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    assert Potential.load(path).activation == "tanh"
+    record = torch.load(path, weights_only=True)
+    del record["activation"]  # as written before activations were selectable
+    torch.save(record, path)
+    loaded = Potential.load(path)
+    assert loaded.activation == "tanh"
+    forces = [m.predict_set(dataset)["forces"] for m in (loaded, model)]
+    assert np.array_equal(*forces)
+    with pytest.raises(ValueError, match="unknown activation"):
+        Potential.for_data(dataset, hidden=(4,), activation="no-such-function")

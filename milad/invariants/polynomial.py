@@ -124,6 +124,19 @@ class InvariantSet:
         self._factors = np.array(factors, dtype=np.int64).reshape(-1, max_degree)
         self._coefficients = np.array(coefficients, dtype=float)
         self._owner = np.array(owner, dtype=np.int64)
+        self._derived: dict = {}
+
+    def derived(self, key: str, build):
+        """Data derived from this set (e.g. the decoder's moment space): ``build()`` runs once
+        per key and the result lives, and is freed, with the set."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_derived"] = {}  # derived data is rebuilt on demand, not pickled
+        return state
 
     # ------------------------------------------------------------------ introspection
     def __len__(self) -> int:

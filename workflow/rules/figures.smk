@@ -1,4 +1,5 @@
-# Figures of the paper. The environments and the plotting live in milad.plots.
+# Figures of the invariants part of the paper. The completeness experiment lives in
+# milad.completeness, the drawing in milad.plots, the paper's numbers in milad.paper.
 
 
 rule fig_completeness:

@@ -15,7 +15,6 @@
 # the element as "missing" with the reason, and every other element is unaffected.
 
 
-include: "potentials_common.smk"
 
 
 wildcard_constraints:
@@ -35,7 +34,7 @@ rule mlearn_data:
     benchmark:
         "results/benchmarks/potentials/mlearn_data/{element}_{split}.tsv"
     params:
-        mirror=_pot_mirror(),
+        mirror=repo_path(POT["data"]["mirror"]),
         download=POT["data"]["download"],
         sha256=lambda wildcards: POT["data"]["sha256"].get(f"{wildcards.element}/{wildcards.split}"),
     localrule: True
@@ -81,9 +80,7 @@ rule potential_fingerprints:
     benchmark:
         "results/benchmarks/potentials/fingerprints/{element}_{split}.tsv"
     params:
-        cutoff=lambda wildcards: POT["settings"][wildcards.element]["cutoff"],
-        n_max=POT["descriptor"]["n_max"],
-        feature=POT["descriptor"]["feature"],
+        descriptor=pot_descriptor,
         max_structures=POT["data"]["max_structures"],
     threads: 1
     resources:
@@ -154,14 +151,14 @@ rule potential_figures:
         predictions="results/potentials/{element}/predictions.npz",
         history="results/potentials/{element}/history.csv",
     output:
-        parity_png=_pot_report("results/figures/potentials/parity_{element}.png", "parity.rst",
+        parity_png=captioned("results/figures/potentials/parity_{element}.png", "parity.rst",
                                "Potentials", element="{element}", figure="parity", format="PNG"),
-        parity_pdf=_pot_report("results/figures/potentials/parity_{element}.pdf", "parity.rst",
+        parity_pdf=captioned("results/figures/potentials/parity_{element}.pdf", "parity.rst",
                                "Potentials", element="{element}", figure="parity", format="PDF"),
-        curve_png=_pot_report("results/figures/potentials/learning_curve_{element}.png",
+        curve_png=captioned("results/figures/potentials/learning_curve_{element}.png",
                               "learning_curve.rst", "Potentials", element="{element}",
                               figure="learning curve", format="PNG"),
-        curve_pdf=_pot_report("results/figures/potentials/learning_curve_{element}.pdf",
+        curve_pdf=captioned("results/figures/potentials/learning_curve_{element}.pdf",
                               "learning_curve.rst", "Potentials", element="{element}",
                               figure="learning curve", format="PDF"),
     log:
@@ -185,9 +182,9 @@ rule table2:
         metrics=expand("results/potentials/{element}/metrics.json", element=POT_ELEMENTS),
     output:
         md="results/tables/table2.md",
-        csv=_pot_report("results/tables/table2.csv", "table2.rst", "Tables", table="Table II",
+        csv=captioned("results/tables/table2.csv", "table2.rst", "Tables", table="Table II",
                         format="CSV"),
-        html=_pot_report("results/tables/table2.html", "table2.rst", "Tables",
+        html=captioned("results/tables/table2.html", "table2.rst", "Tables",
                          table="Table II", format="HTML"),
     log:
         "results/logs/table2.log",
@@ -214,11 +211,11 @@ rule table3:
         metrics=expand("results/potentials/{element}/metrics.json", element=POT_ELEMENTS),
     output:
         md="results/tables/table3.md",
-        csv=_pot_report("results/tables/table3.csv", "table3.rst", "Tables", table="Table III",
+        csv=captioned("results/tables/table3.csv", "table3.rst", "Tables", table="Table III",
                         format="CSV"),
-        tex=_pot_report("results/tables/table3.tex", "table3.rst", "Tables", table="Table III",
+        tex=captioned("results/tables/table3.tex", "table3.rst", "Tables", table="Table III",
                         format="LaTeX"),
-        html=_pot_report("results/tables/table3.html", "table3.rst", "Tables",
+        html=captioned("results/tables/table3.html", "table3.rst", "Tables",
                          table="Table III", format="HTML"),
     log:
         "results/logs/table3.log",
@@ -245,11 +242,11 @@ rule si_table1:
         metrics=expand("results/potentials/{element}/metrics.json", element=POT_ELEMENTS),
     output:
         md="results/tables/si_table1.md",
-        csv=_pot_report("results/tables/si_table1.csv", "si_table1.rst", "Tables",
+        csv=captioned("results/tables/si_table1.csv", "si_table1.rst", "Tables",
                         table="SI Table I", format="CSV"),
-        tex=_pot_report("results/tables/si_table1.tex", "si_table1.rst", "Tables",
+        tex=captioned("results/tables/si_table1.tex", "si_table1.rst", "Tables",
                         table="SI Table I", format="LaTeX"),
-        html=_pot_report("results/tables/si_table1.html", "si_table1.rst", "Tables",
+        html=captioned("results/tables/si_table1.html", "si_table1.rst", "Tables",
                          table="SI Table I", format="HTML"),
     log:
         "results/logs/si_table1.log",
@@ -303,10 +300,10 @@ rule md_nve:
         data=f"resources/mlearn/{POT['md']['element']}/training",
         model=f"results/potentials/{POT['md']['element']}/model.pt",
     output:
-        json=_pot_report("results/tables/md_nve.json", "md_nve.rst", "Potentials",
+        json=captioned("results/tables/md_nve.json", "md_nve.rst", "Potentials",
                          figure="NVE run", format="JSON"),
         md="results/tables/md_nve.md",
-        png=_pot_report("results/figures/potentials/md_nve.png", "md_nve.rst", "Potentials",
+        png=captioned("results/figures/potentials/md_nve.png", "md_nve.rst", "Potentials",
                         figure="NVE run", format="PNG"),
     log:
         "results/logs/md_nve.log",

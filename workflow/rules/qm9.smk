@@ -1,7 +1,7 @@
 # The QM9 decoding experiment (paper section IV A, Figs. 2, 3, 5, 6, 7; supplementary
 # "Reconstruction experiment" and RDKit validation, SI Figs. 1 and 2). The science lives in
-# milad.qm9 (one decode, the tidy table), milad.decode, milad.compare and milad.plots; the
-# scripts only call it and write files.
+# milad.qm9 (one decode, the tidy table, the summary), milad.decode, milad.compare and
+# milad.plots, the paper's numbers in milad.paper; the scripts only call it and write files.
 #
 #   qm9_subset            the 77 molecules: shipped, or regenerated (qm9pack, or figshare's
 #                         dsgdb9nsd.xyz.tar.bz2 from a local copy or downloaded) and checked
@@ -22,7 +22,6 @@
 # single-threaded (BLAS pinned to one thread) and ask for wall time by molecule size.
 
 
-include: "qm9_common.smk"
 
 
 wildcard_constraints:
@@ -51,7 +50,7 @@ rule qm9_subset:
     params:
         source=QM9["source"],
         archive=QM9_ARCHIVE,
-        figshare={**QM9["figshare"], "mirror": _qm9_path(QM9["figshare"]["mirror"])},
+        figshare={**QM9["figshare"], "mirror": repo_path(QM9["figshare"]["mirror"])},
     localrule: QM9["source"] == "figshare"
     threads: 1
     resources:
@@ -328,17 +327,16 @@ rule si_fig2:
 
 
 rule qm9_summary_table:
-    """The headline decoding numbers per mode beside the paper's (97% / 70% / 95%; largest
-    decoded 29 and 27 atoms; consistently 19 and 17) and of the RDKit validation (copies
-    recognised up to 8 / 11 atoms), saying where this run falls short."""
+    """The headline decoding numbers per mode and of the RDKit validation beside the paper's
+    (milad.paper.DECODING, RDKIT_VALIDATION), saying where this run falls short."""
     input:
         decodes="results/qm9/decodes.csv",
         validation=expand("results/qm9/rdkit_validation_{kind}.csv", kind=QM9_VALIDATION_KINDS),
     output:
         md="results/tables/qm9_summary.md",
-        csv=_qm9_report("results/tables/qm9_summary.csv", "qm9_summary.rst", "Tables",
+        csv=captioned("results/tables/qm9_summary.csv", "qm9_summary.rst", "Tables",
                         table="QM9 decoding summary", format="CSV"),
-        html=_qm9_report("results/tables/qm9_summary.html", "qm9_summary.rst", "Tables",
+        html=captioned("results/tables/qm9_summary.html", "qm9_summary.rst", "Tables",
                          table="QM9 decoding summary", format="HTML"),
     log:
         "results/logs/qm9_summary.log",

@@ -5,11 +5,11 @@ differ; an order without a shipped set is reported as "not shipped" and passes.
 """
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 from milad.invariants import InvariantSet, shipped_invariant_path  # noqa: E402
 from milad.provenance import provenance  # noqa: E402

@@ -1,12 +1,10 @@
 """Snakemake script: regenerate the Zernike invariant set of one order (rule generate_invariants)."""
 
-import sys
 import time
-from pathlib import Path
 
-# milad from this checkout, also inside a conda environment that only holds its dependencies
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 from milad.invariants import generate_zernike_invariants  # noqa: E402
 from milad.provenance import job_provenance  # noqa: E402

@@ -9,16 +9,14 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake, torch_threads=True)  # noqa: F821
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
 from milad.potential import FingerprintSet, Potential, unavailable_reason  # noqa: E402
 from milad.provenance import provenance  # noqa: E402
 
-torch.set_num_threads(int(snakemake.threads))  # noqa: F821
 element = snakemake.wildcards.element  # noqa: F821
 record = provenance(snakemake.config, rule=snakemake.rule, element=element)  # noqa: F821
 reason = unavailable_reason(snakemake.input.model)  # noqa: F821

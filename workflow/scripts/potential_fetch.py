@@ -6,13 +6,13 @@ the job: the manifest says ``available: false`` and why, and the element's table
 """
 
 import json
-import sys
 import warnings
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 from milad.data import (  # noqa: E402
     MLEARN_COMMIT,

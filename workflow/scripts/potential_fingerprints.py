@@ -5,8 +5,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 from milad.data import read_mlearn  # noqa: E402
 from milad.descriptor import Descriptor  # noqa: E402
@@ -24,10 +25,7 @@ limit = snakemake.params.max_structures  # noqa: F821
 if limit is not None:
     frames = frames[: int(limit)]
     print(f"max_structures = {limit}: using the first {len(frames)} structures")
-descriptor = Descriptor(
-    n_max=int(snakemake.params.n_max), cutoff=float(snakemake.params.cutoff),  # noqa: F821
-    feature=snakemake.params.feature,  # noqa: F821
-)
+descriptor = Descriptor.from_dict(snakemake.params.descriptor)  # noqa: F821
 print(descriptor)
 start = time.perf_counter()
 

@@ -1,11 +1,11 @@
 """Snakemake script (rule parity_plots): index of the potential figures, with missing elements."""
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
 

@@ -6,23 +6,17 @@ how well the total energy is conserved (drift per atom per ps).
 """
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+start_job(snakemake, torch_threads=True)  # noqa: F821
 
 from milad.data import read_mlearn  # noqa: E402
+from milad.plots import plot_missing_data, plot_nve  # noqa: E402
 from milad.potential import Potential, run_nve, unavailable_reason  # noqa: E402
 from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
 
-torch.set_num_threads(int(snakemake.threads))  # noqa: F821
 settings = dict(snakemake.params.md)  # noqa: F821
 element = settings["element"]
 record = provenance(snakemake.config, rule=snakemake.rule)  # noqa: F821
@@ -32,10 +26,7 @@ reason = unavailable_reason(snakemake.input.model)  # noqa: F821
 if reason is not None:
     result = {"available": False, "element": element, "reason": reason}
     message = f"No NVE run: no trained {element} potential ({reason})."
-    figure, axis = plt.subplots(figsize=(6, 2))
-    axis.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=8)
-    axis.axis("off")
-    figure.savefig(out.png, dpi=100)
+    plot_missing_data(message, [out.png], figsize=(6, 2), fontsize=8)
     lines = ["# NVE molecular dynamics", "", message]
 else:
     potential = Potential.load(snakemake.input.model)  # noqa: F821
@@ -57,22 +48,8 @@ else:
               "extrapolating_steps": calculator.n_extrapolations, **run}
     summary = {k: v for k, v in result.items() if not isinstance(v, list)}
     print(json.dumps(summary, indent=1))
-    figure, axes = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    plot_nve(run, element, [out.png])
     n = run["n_atoms"]
-    e0 = run["total"][0]
-    axes[0].plot(run["time_ps"], [(e - e0) / n * 1000 for e in run["total"]], label="total")
-    axes[0].plot(run["time_ps"], [(e - e0) / n * 1000 for e in run["potential"]], label="potential",
-                 alpha=0.6)
-    axes[0].set_ylabel("E - E_tot(0) (meV/atom)")
-    axes[0].legend(fontsize=8)
-    axes[1].plot(run["time_ps"], run["temperature"])
-    axes[1].set_ylabel("T (K)")
-    axes[1].set_xlabel("time (ps)")
-    axes[0].set_title(
-        f"{element} NVE, {n} atoms, dt = {run['timestep_fs']} fs: drift "
-        f"{1000 * run['drift_eV_per_atom_per_ps']:.3f} meV/atom/ps", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(out.png, dpi=150)
     lines = [
         "# NVE molecular dynamics with the trained potential", "",
         f"- element: {element}; start: {start.get_chemical_formula()} "

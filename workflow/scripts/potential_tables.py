@@ -1,55 +1,25 @@
 """Snakemake script (rules table2, table3, si_table1): the paper's tables next to ours.
 
 The peers' numbers (GAP, MTP, NNP, SNAP, qSNAP from Zuo et al. 2020, 3-body ACE from Zeni et
-al., and the paper's own MILAD row) are copied from the paper's Table III and supplementary
-Table I; our rows come from ``results/potentials/<El>/metrics.json``. Elements whose training
-data could not be had are listed as such, with the reason.
+al., and the paper's own MILAD row) of the paper's Table III and supplementary Table I, and its
+Table II, are those of ``milad.paper``; our rows come from
+``results/potentials/<El>/metrics.json``. Elements whose training data could not be had are
+listed as such, with the reason.
 """
 
 import json
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
+from milad.paper import ELEMENTS, RMSE, RMSE_SOURCES, TABLE2  # noqa: E402
 from milad.provenance import provenance, provenance_comment_lines, write_html_table  # noqa: E402
 
-ELEMENTS = ("Ni", "Cu", "Li", "Mo", "Si", "Ge")
-_ = None  # "-" in the paper: no such model
-#: Supplementary Table I: (method, split) -> energy RMSE (meV/atom) and force RMSE (eV/A)
-#: for Ni, Cu, Li, Mo, Si, Ge. Table III of the main text is the test rows.
-PAPER = {
-    ("GAP", "training"): ((0.62, 0.60, 0.75, 3.01, 4.49, 4.02), (0.03, 0.01, 0.01, 0.15, 0.10, 0.07)),
-    ("GAP", "test"): ((0.62, 0.56, 0.63, 3.55, 4.18, 4.47), (0.04, 0.02, 0.01, 0.16, 0.12, 0.08)),
-    ("MTP", "training"): ((0.66, 0.52, 0.73, 3.53, 3.24, 4.46), (0.02, 0.01, 0.01, 0.14, 0.07, 0.06)),
-    ("MTP", "test"): ((0.74, 0.52, 0.66, 3.89, 3.02, 3.68), (0.03, 0.01, 0.01, 0.15, 0.09, 0.07)),
-    ("NNP", "training"): ((2.38, 2.13, 1.24, 6.06, 10.84, 11.27), (0.06, 0.05, 0.06, 0.20, 0.17, 0.12)),
-    ("NNP", "test"): ((2.25, 1.68, 0.98, 5.67, 9.95, 10.95), (0.07, 0.06, 0.06, 0.20, 0.17, 0.12)),
-    ("SNAP", "training"): ((1.59, 1.04, 1.39, 8.45, 8.10, 11.82), (0.07, 0.07, 0.04, 0.37, 0.31, 0.29)),
-    ("SNAP", "test"): ((1.17, 0.87, 1.13, 9.06, 8.06, 10.96), (0.08, 0.08, 0.04, 0.37, 0.34, 0.29)),
-    ("qSNAP", "training"): ((0.82, 1.41, 1.10, 4.68, 6.99, 10.44), (0.06, 0.04, 0.04, 0.32, 0.26, 0.19)),
-    ("qSNAP", "test"): ((1.04, 1.16, 0.85, 3.96, 6.28, 10.55), (0.07, 0.05, 0.04, 0.33, 0.29, 0.20)),
-    ("3-body ACE", "test"): ((1.74, 1.19, 1.23, 4.00, 5.16, 11.62), (0.03, 0.02, 0.01, 0.16, 0.13, 0.09)),
-    ("MILAD (paper)", "training"): ((0.89, 0.68, 0.44, 4.96, 2.44, 3.42), (0.05, 0.04, 0.01, 0.22, 0.11, 0.11)),
-    ("MILAD (paper)", "test"): ((1.39, 0.96, 0.64, 5.79, 5.65, 5.47), (0.08, 0.07, 0.02, 0.36, 0.19, 0.14)),
-    ("EAM", "training"): ((8.02, 7.29, 339.46, 76.06, _, _), (0.10, 0.11, 0.13, 0.54, _, _)),
-    ("EAM", "test"): ((8.51, 7.46, 368.64, 67.98, _, _), (0.11, 0.12, 0.14, 0.52, _, _)),
-    ("MEAM", "training"): ((20.37, 9.48, _, 32.62, 104.58, _), (0.29, 0.20, _, 0.23, 0.35, _)),
-    ("MEAM", "test"): ((23.04, 10.49, _, 36.42, 111.67, _), (0.33, 0.24, _, 0.22, 0.40, _)),
-    ("Tersoff", "training"): ((_, _, _, _, 184.83, 561.37), (_, _, _, _, 0.67, 1.38)),
-    ("Tersoff", "test"): ((_, _, _, _, 202.37, 550.72), (_, _, _, _, 0.74, 1.36)),
-}
-SOURCES = {"3-body ACE": "Zeni et al. (paper ref. 59)", "MILAD (paper)": "the paper"}
-#: Table II of the paper: training points, test points, r_cut, alpha, layers, NNP layers.
-PAPER_TABLE2 = {
-    "Ni": (263, 31, 3.8, 0.04, "32-32", "24-24"), "Cu": (262, 31, 3.9, 0.04, "24-24", "8-8"),
-    "Li": (241, 29, 4.8, 0.04, "32-32", "24-24"), "Mo": (194, 23, 5.0, 0.04, "32-32", "16-16"),
-    "Si": (214, 25, 4.7, 0.04, "32-32", "24-24"), "Ge": (228, 25, 5.1, 0.05, "32-32", "24-24"),
-}
 OURS = "MILAD (this pipeline)"
 
 table = snakemake.params.table  # noqa: F821
@@ -92,13 +62,13 @@ def rmse_rows(splits):
     """Rows (method, split, energies by element, forces by element, source); ours follow the
     paper's MILAD rows (with the validation row between training and test)."""
     rows = []
-    for (method, split), (energies, forces) in PAPER.items():
+    for (method, split), (energies, forces) in RMSE.items():
         if split not in splits:
             continue
         rows.append({"method": method, "split": split,
                      **{f"energy_{e}": energies[ELEMENTS.index(e)] for e in elements},
                      **{f"force_{e}": forces[ELEMENTS.index(e)] for e in elements},
-                     "source": SOURCES.get(method, "Zuo et al. (paper ref. 82)")})
+                     "source": RMSE_SOURCES[method]})
         if method == "MILAD (paper)" and split == splits[-1]:
             if "training" in splits:
                 rows.append(our_row("training", "fit"))
@@ -110,7 +80,7 @@ def rmse_rows(splits):
 def comparison(split):
     """Per column: is our RMSE at least as good as the paper's MILAD row (2 decimals)?"""
     key = {"training": "fit", "test": "test"}[split]
-    energies, forces = PAPER[("MILAD (paper)", split)]
+    energies, forces = RMSE[("MILAD (paper)", split)]
     out = {}
     for e in elements:
         m = summaries.get(e, {}).get("metrics", {}).get(key)
@@ -181,8 +151,8 @@ def why_worse(columns):
         key = "energy_rmse_meV_per_atom" if quantity == "energy" else "force_rmse_eV_per_A"
         m = summaries[element]["metrics"]
         index = ELEMENTS.index(element)
-        paper_train = PAPER[("MILAD (paper)", "training")][0 if quantity == "energy" else 1][index]
-        paper_test = PAPER[("MILAD (paper)", "test")][0 if quantity == "energy" else 1][index]
+        paper_train = RMSE[("MILAD (paper)", "training")][0 if quantity == "energy" else 1][index]
+        paper_test = RMSE[("MILAD (paper)", "test")][0 if quantity == "energy" else 1][index]
         parts.append(
             f"{element} {quantity}: test {m['test'][key]:.3g} (paper {paper_test}), validation "
             f"{m['validation'][key]:.3g}, fitted training {m['fit'][key]:.3g} (paper's training "
@@ -285,7 +255,7 @@ elif table == "table2":
         training = inventory["files"][f"{e}/training"]
         test = inventory["files"][f"{e}/test"]
         summary = summaries.get(e)
-        paper = PAPER_TABLE2[e]
+        paper = TABLE2[e]
         fit = summary["metrics"]["fit"]["n_structures"] if summary else None
         validation = (summary["metrics"].get("validation", {}).get("n_structures", 0)
                       if summary else None)
@@ -301,9 +271,9 @@ elif table == "table2":
             "layers": "-".join(str(h) for h in (used["hidden"] if used else settings[e]["hidden"])),
             "energy_term": summary["training"].get("energy_term") if summary else None,
             "trained": bool(summary),
-            "paper_training_points": paper[0], "paper_test_points": paper[1],
-            "paper_r_cut_A": paper[2], "paper_alpha": paper[3], "paper_layers": paper[4],
-            "paper_nnp_layers": paper[5],
+            "paper_training_points": paper.training_points, "paper_test_points": paper.test_points,
+            "paper_r_cut_A": paper.r_cut_A, "paper_alpha": paper.alpha,
+            "paper_layers": paper.layers, "paper_nnp_layers": paper.nnp_layers,
         })
     frame = pd.DataFrame(rows)
     note_lines = [

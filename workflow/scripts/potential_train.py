@@ -6,14 +6,12 @@ watches it. The test file is not an input of this rule: it never influences trai
 
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake, torch_threads=True)  # noqa: F821
 
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
 from milad.potential import (  # noqa: E402
     FingerprintSet,
     mark_unavailable,
@@ -27,7 +25,6 @@ COLUMNS = ["epoch", "seconds", "evaluations", "learning_rate", "train_loss", "tr
            "train_force_rmse", "validation_loss", "validation_energy_rmse",
            "validation_force_rmse"]
 
-torch.set_num_threads(int(snakemake.threads))  # noqa: F821
 element = snakemake.wildcards.element  # noqa: F821
 settings = dict(snakemake.params.training)  # noqa: F821
 alpha = float(snakemake.params.alpha)  # noqa: F821

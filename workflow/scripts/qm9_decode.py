@@ -2,19 +2,12 @@
 compared with the original (milad.qm9.run_decode). Single-threaded: BLAS and numba are pinned
 to the job's threads before numpy is imported."""
 
-import os
+import time
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_name] = str(snakemake.threads)  # noqa: F821
-
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from milad_job import start_job
 
 _start = time.perf_counter()
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+start_job(snakemake, pin_threads=True)  # noqa: F821
 
 from milad.provenance import job_provenance  # noqa: E402
 from milad.qm9 import run_decode  # noqa: E402
@@ -33,9 +26,7 @@ record = run_decode(
     provenance=job_provenance(snakemake),  # noqa: F821
     seed=int(params.seed),
     threshold=float(params.threshold),
-    n_max=int(params.descriptor["n_max"]),
-    cutoff=float(params.descriptor["cutoff"]),
-    species=params.descriptor["species"],
+    descriptor=params.descriptor,
     max_iterations=int(params.decode["max_iterations"]),
     hops=int(params.decode["hops"]),
 )

@@ -1,15 +1,10 @@
 """Snakemake script (rules fig2, fig3, fig5, fig6, fig7, si_fig1, si_fig2): one figure of the
 QM9 experiment, drawn by its milad.plots function and saved as PDF and PNG."""
 
-import sys
-from pathlib import Path
+from milad_job import start_job
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+start_job(snakemake)  # noqa: F821
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
 from milad import plots  # noqa: E402
@@ -21,7 +16,7 @@ paths = [snakemake.output.pdf, snakemake.output.png]  # noqa: F821
 
 if rule in ("fig2", "fig3"):
     from milad.data import read_qm9_subset
-    from milad.qm9 import find_molecule
+    from milad.qm9 import descriptors, find_molecule
 
     molecule = find_molecule(read_qm9_subset(snakemake.input[0]), smiles=params.smiles)  # noqa: F821
     name = f"{molecule.get_chemical_formula()} ({params.smiles}, QM9 ID {molecule.info['qm9_id']})"
@@ -32,11 +27,8 @@ if rule in ("fig2", "fig3"):
                                    title=f"{name}: eq. 14 reconstructions by maximum order N "
                                          "(paper Fig. 2)")
     else:
-        from milad.descriptor import Descriptor
-
-        descriptor = Descriptor(n_max=int(params.descriptor["n_max"]),
-                                cutoff=float(params.descriptor["cutoff"]))
-        plots.plot_peak_finding(molecule, descriptor, paths)
+        plain, _ = descriptors(params.descriptor)
+        plots.plot_peak_finding(molecule, plain, paths)
     print(f"{rule}: {name}")
 elif rule == "si_fig1":
     validation = pd.concat([read_csv(p) for p in snakemake.input],  # noqa: F821

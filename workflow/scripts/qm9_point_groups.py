@@ -1,11 +1,9 @@
 """Snakemake script (rule qm9_point_groups): the point group of every molecule decoded
 (milad.qm9.point_group_table, paper Fig. 7)."""
 
-import sys
-from pathlib import Path
+from milad_job import start_job
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+start_job(snakemake)  # noqa: F821
 
 from milad.data import read_qm9_subset  # noqa: E402
 from milad.provenance import job_provenance, write_csv  # noqa: E402

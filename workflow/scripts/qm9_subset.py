@@ -4,12 +4,12 @@ A regenerated subset that differs from the shipped one fails the job with every 
 listed; so does an archive that cannot be had or fails its checksum."""
 
 import json
-import sys
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 from milad.data import fetch_qm9_archive  # noqa: E402
 from milad.provenance import job_provenance, with_provenance  # noqa: E402

@@ -1,16 +1,15 @@
 """Snakemake script (rule qm9_summary): the QM9 decoding rates per mode beside the paper's
-(milad.plots.decoding_summary), with notes on every place this run falls short of the paper
+(milad.qm9.decoding_summary), with notes on every place this run falls short of the paper
 (milad.qm9.summary_notes) and on the RDKit validation (milad.qm9.validation_notes)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
-from milad.plots import decoding_summary  # noqa: E402
 from milad.provenance import (  # noqa: E402
     job_provenance,
     provenance_comment_lines,
@@ -18,7 +17,7 @@ from milad.provenance import (  # noqa: E402
     write_csv,
     write_html_table,
 )
-from milad.qm9 import summary_notes, validation_notes  # noqa: E402
+from milad.qm9 import decoding_summary, summary_notes, validation_notes  # noqa: E402
 
 threshold = float(snakemake.params.threshold)  # noqa: F821
 table = read_csv(snakemake.input.decodes)  # noqa: F821

@@ -1,11 +1,9 @@
 """Snakemake script (rule qm9_decodes): the tidy table of every decode, one row per
 molecule x mode x attempt (milad.qm9.decodes_table); Parquet too where pyarrow is installed."""
 
-import sys
-from pathlib import Path
+from milad_job import start_job
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+start_job(snakemake)  # noqa: F821
 
 
 from milad.provenance import job_provenance, read_csv, write_csv  # noqa: E402

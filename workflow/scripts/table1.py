@@ -1,31 +1,26 @@
 """Snakemake script: the paper's Table I next to ours (rule table1).
 
-The counts come from ``milad.invariants.invariant_counts``; this script only adds the paper's
-numbers, the notes explaining the differences (their numbers are computed here too) and the
-provenance, and writes CSV and Markdown.
+The counts come from ``milad.invariants.invariant_counts`` and the paper's from
+``milad.paper.TABLE1``; this script only adds the notes explaining the differences (their
+numbers are computed here too) and the provenance, and writes CSV and Markdown.
 """
 
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))  # noqa: F821
-sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
 
 from milad.invariants import candidate_invariants, invariant_counts  # noqa: E402
 from milad.moments import zernike_indices  # noqa: E402
+from milad.paper import TABLE1  # noqa: E402
 from milad.provenance import (  # noqa: E402
     provenance,
     provenance_comment_lines,
     write_html_table,
 )
 
-#: Table I of the paper (rows: all, linearly independent, algebraically independent).
-PAPER = {
-    "all": {2: 4, 3: 16, 4: 49, 5: 123, 6: 280, 7: 573},
-    "linearly_independent": {2: 3, 3: 13, 4: 37, 5: 100, 6: 228, 7: 486},
-    "algebraically_independent": {2: 3, 3: 13, 4: 28, 5: 49, 6: 77, 7: 113},
-}
 ROW_NAMES = {
     "all": "All",
     "linearly_independent": "Linearly indep.",
@@ -71,14 +66,14 @@ def diagnostics(l_max_values, n_min):
 def notes(ours, diag, l_max_values, n_min):
     fmt = "/".join
     cols = list(l_max_values)
-    match = [l for l in cols if diag["equal_n_all"][l] == PAPER["all"].get(l)]
+    match = [l for l in cols if diag["equal_n_all"][l] == TABLE1["all"].get(l)]
     other = [l for l in cols if l not in match]
     lines = [
         "Counts use Zernike moments c_nl^m with l <= n, n - l even and "
-        f"{n_min} <= n <= l_max (orders below {n_min} left out, as in the paper's 113 at "
-        "l_max = 7). 'milad' rows: milad.invariants.invariant_counts; linear and algebraic "
-        "ranks are decided exactly over the prime field F_p, p = 2^31 - 1, on the exact "
-        "rational coefficients.",
+        f"{n_min} <= n <= l_max (orders below {n_min} left out, as in the paper's "
+        f"{TABLE1['algebraically_independent'][7]} at l_max = 7). 'milad' rows: "
+        "milad.invariants.invariant_counts; linear and algebraic ranks are decided exactly "
+        "over the prime field F_p, p = 2^31 - 1, on the exact rational coefficients.",
         "All: the paper does not state its exact enumeration rules. milad enumerates, per "
         "eq. 20-22, every same-n pair coupling c_n(l1,l2)_L with l1 >= l2 >= 1 combined with "
         "every admissible partner (nu = 3: any c_n2 with n2 - L even; nu = 4: every "
@@ -94,7 +89,7 @@ def notes(ours, diag, l_max_values, n_min):
         ),
         "Linearly indep.: they differ for the same reason (a different candidate set). At "
         f"l_max = 2 ours exceeds the paper's ({ours['linearly_independent'][2]} vs "
-        f"{PAPER['linearly_independent'][2]}): the nu = 4 candidate "
+        f"{TABLE1['linearly_independent'][2]}): the nu = 4 candidate "
         f"{', '.join(diag['products_at_2']) or '(none)'} is exactly a constant multiple of the "
         "square of the nu = 2 invariant c_2(2,2)_0 (a direct product, redundancy class 3 of "
         "Suk and Flusser), which is not a linear combination of other invariants and so "
@@ -102,7 +97,7 @@ def notes(ours, diag, l_max_values, n_min):
         "removing it.",
         "Algebraically indep.: "
         + ("identical to the paper" if all(
-            ours["algebraically_independent"][l] == PAPER["algebraically_independent"].get(l)
+            ours["algebraically_independent"][l] == TABLE1["algebraically_independent"].get(l)
             for l in cols) else "NOT identical to the paper (investigate!)")
         + ". Ours equal (number of moments) - 3 = "
         + fmt(str(diag["moments"][l] - 3) for l in cols)
@@ -115,8 +110,8 @@ def notes(ours, diag, l_max_values, n_min):
 
 def table_rows(ours, l_max_values):
     rows = []
-    for key in PAPER:
-        for source, values in (("paper", PAPER[key]), ("milad", ours[key])):
+    for key in TABLE1:
+        for source, values in (("paper", TABLE1[key]), ("milad", ours[key])):
             rows.append((key, source, [values.get(l) for l in l_max_values]))
     return rows
 
@@ -153,12 +148,12 @@ def write_markdown(path, rows, l_max_values, note_lines, record):
 l_max_values = list(range(2, int(snakemake.params.l_max) + 1))  # noqa: F821
 n_min = int(snakemake.params.n_min)  # noqa: F821
 seed = int(snakemake.params.seed)  # noqa: F821
-ours = {key: {} for key in PAPER}
+ours = {key: {} for key in TABLE1}
 for l_max in l_max_values:
     start = time.perf_counter()
     counts = invariant_counts(l_max, n_min=n_min, seed=seed)
     print(f"{counts} ({time.perf_counter() - start:.2f} s)")
-    for key in PAPER:
+    for key in TABLE1:
         ours[key][l_max] = counts[key]
 diag = diagnostics(l_max_values, n_min)
 print(f"diagnostics: {diag}")

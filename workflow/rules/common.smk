@@ -1,9 +1,23 @@
-# Helpers of workflow/rules/qm9.smk: configuration access and the molecules of the subset.
+# Helpers shared by the rules (the Snakefile includes this file first, before the rules):
+# configured paths, report entries, descriptor settings, and the configuration of the QM9
+# and potentials parts.
 
 import importlib.util
 import os
 import re
 
+
+def repo_path(path):
+    """A configured path: relative ones are taken from the repository root; None stays None."""
+    return None if path is None else os.path.normpath(os.path.join(workflow.basedir, path))
+
+
+def captioned(path, caption, category, **labels):
+    """``report()`` of one output, captioned from workflow/report/CAPTION."""
+    return report(path, caption=f"../report/{caption}", category=category, labels=labels)
+
+
+# ---------------------------------------------------------------------- QM9 decoding
 QM9 = config["qm9"]
 QM9_MODES = ["positions", "single", "two"]
 QM9_VALIDATION_KINDS = ["positions", "species"]
@@ -46,11 +60,6 @@ else:
 QM9_ATTEMPTS = list(range(1, int(QM9["attempts"]) + 1))
 
 
-def _qm9_path(path):
-    """A configured path: relative ones are taken from the repository root."""
-    return None if path is None else os.path.normpath(os.path.join(workflow.basedir, path))
-
-
 def _qm9_decodes(suffix, modes=QM9_MODES):
     return expand(
         "results/qm9/decodes/{mode}/{qm9_id}_{attempt}.{suffix}",
@@ -84,12 +93,24 @@ def _qm9_decode_mem_mb(wildcards):
     return 1000 + 20 * QM9_SIZES[int(wildcards.qm9_id)]
 
 
-def _qm9_report(path, caption, category, **labels):
-    """``report()`` of one QM9 output, captioned from workflow/report/."""
-    return report(path, caption=f"../report/{caption}", category=category, labels=labels)
-
-
 def _qm9_figure(name, ext, caption, figure):
     """One file of a figure (``ext``: pdf or png), in the report."""
-    return _qm9_report(f"results/figures/{name}.{ext}", caption, "QM9 decoding",
+    return captioned(f"results/figures/{name}.{ext}", caption, "QM9 decoding",
                        figure=figure, format=ext.upper())
+
+
+# ---------------------------------------------------------------------- potentials
+POT = config["potentials"]
+POT_ELEMENTS = list(POT["elements"])
+POT_SPLITS = ["training", "test"]
+
+
+def _pot_training(element):
+    """Training settings of one element: the shared block with the element's overrides."""
+    return {**POT["training"], **POT["settings"][element].get("training", {})}
+
+
+def pot_descriptor(wildcards):
+    """Settings of one element's descriptor (``Descriptor.from_dict``): the shared
+    ``potentials.descriptor`` block with the element's Table II cutoff."""
+    return {**POT["descriptor"], "cutoff": POT["settings"][wildcards.element]["cutoff"]}

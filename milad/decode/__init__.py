@@ -1,0 +1,43 @@
+"""Decoding: from a MILAD fingerprint back to atoms and species (paper section III).
+
+One module per step of the paper's section III, data flowing down the list:
+
+* :mod:`~milad.decode.space`: the moment space, the invariants as functions of a real moment
+  vector ``x`` (``Omega = A @ x``; ``x = R @ monomials(u)`` for unit deltas at ``u``);
+* :mod:`~milad.decode.loss`: the residuals every fit minimises (moments, eq. 36; fingerprint;
+  the repulsion of eq. 35 and the sphere and weight walls) and the LM solver;
+* :mod:`~milad.decode.algorithm1`: Algorithm 1, moments from invariants;
+* :mod:`~milad.decode.placement`: Algorithm 2 (peak finding) and the fit of atoms to moments;
+* :mod:`~milad.decode.search`: the alternating scheme of Fig. 4 with basin hops, species
+  snapping and species moves, species from a second fingerprint;
+* :mod:`~milad.decode.api`: the public :func:`decode` and :class:`DecodeResult`.
+
+Success means a fingerprint RMSD between the target and the decoded structure below ``tol``
+(1e-6 by default, the paper's threshold). Species are decoded from one fingerprint with species
+as weights (``species_mode="single"``) or from a second, positions-only fingerprint
+(``species_mode="two"``).
+
+Every random choice comes from ``numpy.random.default_rng((seed, attempt))``. The fits are
+chaotic (which root of the invariant equations is reached), and MINPACK's path through them can
+differ in the last bits between runs (SciPy's LM is not bitwise reproducible here), so the same
+seed usually but not always gives the same structure.
+"""
+
+from .algorithm1 import moments_from_invariants
+from .api import SPECIES_MODES, DecodeResult, count_atoms, decode
+from .loss import RepulsionTerm
+from .placement import atoms_from_moments, peak_find
+from .space import MomentSpace, moment_space
+
+__all__ = [
+    "SPECIES_MODES",
+    "DecodeResult",
+    "MomentSpace",
+    "RepulsionTerm",
+    "atoms_from_moments",
+    "count_atoms",
+    "decode",
+    "moment_space",
+    "moments_from_invariants",
+    "peak_find",
+]

@@ -1,0 +1,299 @@
+"""The decoder's loss: residuals of atoms against moments or fingerprints, and the LM solver.
+
+Every fit in the decoder is built here. Algorithm 1 fits moments to invariants
+(:func:`fit_moments`); every fit of atoms (to moments, eq. 36; to one fingerprint, the
+*polish*; to several fingerprints at once, the joint polish of species mode "two"; of the
+weights alone) is built by :func:`fit_atoms` from the same pieces:
+
+* one block of residuals per :class:`Target`: ``metric * (x(atoms) - x_target) / sqrt(K)``
+  (the complex moment RMSD) or ``(Phi(atoms) - Phi_target) / sqrt(n_inv)`` (the fingerprint
+  RMSD), with analytic Jacobians;
+* the repulsion of eq. 35 and a soft wall at the unit sphere, one residual per atom whose
+  squares sum to eq. 36's double sum (:func:`position_penalty`);
+* a penalty keeping fitted weights inside the species weight range (:func:`weight_penalty`).
+
+Positions are in units of the cutoff; the repulsion works in Angstrom (``cutoff`` scales).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from .space import MomentSpace
+
+__all__ = [
+    "MIN_DISTANCE",
+    "RepulsionTerm",
+    "Target",
+    "fit_atoms",
+    "fit_moments",
+    "moment_residuals",
+    "phi_residuals",
+    "position_penalty",
+    "solve_lm",
+    "weight_penalty",
+]
+
+#: Angstrom: the closest two decoded atoms are pushed apart to (eq. 35's r_min), also the
+#: exclusion radius of peak finding and the spacing of random starts
+MIN_DISTANCE = 0.55
+WALL = 10.0  # stiffness of the soft wall keeping atoms inside the unit sphere
+WEIGHT_WALL = 10.0  # stiffness of the penalty keeping weights inside their range
+
+
+def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, tol: float = 1e-15) -> np.ndarray:
+    """``least_squares(method="lm")`` on ``fun(x) -> (residuals, jacobian)``; returns ``x``.
+
+    MINPACK's LM needs at least as many residuals as unknowns: rows of zeros are appended when
+    there are fewer (the orientation leaves the moment fits underdetermined by 3).
+    """
+    cache = {}
+
+    def evaluate(x):
+        key = x.tobytes()
+        if key not in cache:
+            cache.clear()
+            residuals, jacobian = fun(x)
+            missing = len(x) - len(residuals)
+            if missing > 0:
+                residuals = np.concatenate([residuals, np.zeros(missing)])
+                jacobian = np.vstack([jacobian, np.zeros((missing, len(x)))])
+            cache[key] = (residuals, jacobian)
+        return cache[key]
+
+    # MINPACK may overwrite the arrays it is handed: give it copies of the cached ones
+    result = least_squares(
+        lambda x: evaluate(x)[0].copy(), x0, jac=lambda x: evaluate(x)[1].copy(), method="lm",
+        ftol=tol, xtol=tol, gtol=tol, max_nfev=max_nfev,
+    )
+    return result.x
+
+
+@dataclass(frozen=True)
+class RepulsionTerm:
+    """The short-range repulsion of eq. 35, zero (with zero slope) from ``r_min`` on.
+
+    ``E(r) = 4 eps [(sigma / r)^n + k1 r + k2]`` for ``r < r_min`` (Angstrom) with ``k1`` and
+    ``k2`` chosen so that E and dE/dr vanish at ``r_min``.
+    """
+
+    epsilon: float = 0.1
+    sigma: float = 1.0
+    power: int = 2
+    r_min: float = MIN_DISTANCE
+
+    @property
+    def k1(self) -> float:
+        return self.power * self.sigma**self.power / self.r_min ** (self.power + 1)
+
+    @property
+    def k2(self) -> float:
+        return -((self.sigma / self.r_min) ** self.power) - self.k1 * self.r_min
+
+    def energy(self, r: np.ndarray) -> np.ndarray:
+        r = np.asarray(r, dtype=float)
+        inside = r < self.r_min
+        # clamped far below any physical distance so that coincident atoms stay finite
+        safe = np.where(inside, np.maximum(r, 0.05 * self.r_min), self.r_min)
+        value = 4 * self.epsilon * ((self.sigma / safe) ** self.power + self.k1 * safe + self.k2)
+        return np.where(inside, np.maximum(value, 0.0), 0.0)
+
+    def derivative(self, r: np.ndarray) -> np.ndarray:
+        r = np.asarray(r, dtype=float)
+        inside = r < self.r_min
+        safe = np.where(inside, np.maximum(r, 0.05 * self.r_min), self.r_min)
+        value = 4 * self.epsilon * (-self.power * self.sigma**self.power / safe ** (self.power + 1) + self.k1)
+        return np.where(inside, value, 0.0)
+
+    def pair_energy(self, positions: np.ndarray, scale: float):
+        """Eq. 36's double sum ``sum_{i != j} E(r_ij)`` split per atom, ``S_i = sum_j E(r_ij)``,
+        and dS/dpositions (N, N, 3); ``positions * scale`` are in Angstrom. Vectorised over the
+        pairs closer than ``r_min``."""
+        n = len(positions)
+        total = np.zeros(n)
+        jacobian = np.zeros((n, n, 3))
+        if n < 2:
+            return total, jacobian
+        i, j = np.triu_indices(n, 1)
+        delta = positions[i] - positions[j]
+        r = np.linalg.norm(delta, axis=1) * scale
+        close = r < self.r_min
+        if not close.any():
+            return total, jacobian
+        i, j, delta, r = i[close], j[close], delta[close], r[close]
+        energy = self.energy(r)
+        # dr_ij / du_i = scale^2 (u_i - u_j) / r_ij
+        g = (self.derivative(r) * scale**2 / np.maximum(r, 1e-12))[:, None] * delta
+        np.add.at(total, i, energy)
+        np.add.at(total, j, energy)
+        np.add.at(jacobian, (i, i), g)
+        np.add.at(jacobian, (i, j), -g)
+        np.add.at(jacobian, (j, j), -g)
+        np.add.at(jacobian, (j, i), g)
+        return total, jacobian
+
+
+def min_distance(repulsion: RepulsionTerm | None) -> float:
+    """The closest approach (Angstrom) of decoded atoms: the repulsion's ``r_min``."""
+    return repulsion.r_min if repulsion is not None else MIN_DISTANCE
+
+
+def position_penalty(positions: np.ndarray, repulsion: RepulsionTerm | None, scale: float):
+    """One residual per atom, ``sqrt(S_i + (k max(0, |u_i| - 1))^2)``: the repulsion of eq. 35
+    (the squares sum to eq. 36's double sum) plus a soft wall at the unit sphere. Returns the
+    residuals (N,) and their Jacobian (N, 3N)."""
+    n = len(positions)
+    radius = np.linalg.norm(positions, axis=1)
+    excess = WALL * np.maximum(radius - 1.0, 0.0)
+    total = excess**2
+    jacobian = np.zeros((n, n, 3))
+    rows = np.arange(n)
+    jacobian[rows, rows] = (2 * excess * WALL / np.maximum(radius, 1e-12))[:, None] * positions
+    if repulsion is not None:
+        energy, d_energy = repulsion.pair_energy(positions, scale)
+        total = total + energy
+        jacobian += d_energy
+    residuals = np.sqrt(total)
+    # d sqrt(S) = dS / (2 sqrt(S)); S vanishes quadratically, so the ratio stays finite
+    jacobian /= 2 * np.maximum(residuals, 1e-12)[:, None, None]
+    return residuals, jacobian.reshape(n, 3 * n)
+
+
+def weight_penalty(weights: np.ndarray, low: float, high: float):
+    """Residuals ``k * distance outside [low, high]`` (N,) and their Jacobian (N, N)."""
+    below, above = weights < low, weights > high
+    residuals = WEIGHT_WALL * (np.maximum(low - weights, 0.0) + np.maximum(weights - high, 0.0))
+    jacobian = np.diag(WEIGHT_WALL * (above.astype(float) - below.astype(float)))
+    return residuals, jacobian
+
+
+def moment_residuals(space: MomentSpace, target_x, positions, weights):
+    """Complex-moment RMSD residuals (P,) and their derivatives by positions (P, 3N) and
+    weights (P, N)."""
+    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights)
+    scale = space.metric / math.sqrt(space.n_moments)
+    residuals = scale * (x - target_x)
+    return residuals, scale[:, None] * d_positions.reshape(len(x), -1), scale[:, None] * d_weights
+
+
+def phi_residuals(space: MomentSpace, target_phi, positions, weights):
+    """Fingerprint RMSD residuals (n_inv,) and their derivatives by positions (n_inv, 3N) and
+    weights (n_inv, N)."""
+    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights)
+    phi, jacobian = space.phi_and_jacobian(x)
+    scale = 1.0 / math.sqrt(len(phi))
+    residuals = scale * (phi - target_phi)
+    return residuals, scale * (jacobian @ d_positions.reshape(len(x), -1)), scale * (jacobian @ d_weights)
+
+
+_RESIDUALS = {"moments": moment_residuals, "phi": phi_residuals}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a fit of atoms matches: ``kind`` "moments" (``values`` a real moment vector ``x``,
+    eq. 36) or "phi" (``values`` a fingerprint); ``weights`` (N,) fixed weights of the atoms
+    for this target, or ``None`` for the weights being fitted (or held) by :func:`fit_atoms`."""
+
+    kind: str
+    values: np.ndarray
+    weights: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.kind not in _RESIDUALS:
+            raise ValueError(f"unknown fit target {self.kind!r}; choose one of {tuple(_RESIDUALS)}")
+
+
+def fit_atoms(
+    space: MomentSpace,
+    targets: Target | list[Target],
+    positions: np.ndarray,
+    weights: np.ndarray,
+    *,
+    fit_positions: bool = True,
+    fit_weights: bool = False,
+    weight_range: tuple[float, float] | None = None,
+    repulsion: RepulsionTerm | None = None,
+    cutoff: float = 1.0,
+    max_nfev: int = 200,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """LM fit of positions (N, 3) and/or weights (N,) to one or more targets, with the
+    repulsion and the unit-sphere wall (when positions are free) and the weight-range penalty
+    (when weights are free and ``weight_range`` is given) as extra residuals.
+
+    ``rows`` restricts every target to some of its residuals (moment coordinates or
+    invariants). Returns the fitted ``(positions, weights)``; the input arrays are not changed.
+    """
+    targets = [targets] if isinstance(targets, Target) else list(targets)
+    n = len(positions)
+
+    def unpack(free):
+        p = free[: 3 * n].reshape(n, 3) if fit_positions else positions
+        w = free[3 * n :] if fit_positions else free
+        return p, (w if fit_weights else weights)
+
+    def fun(free):
+        p, w = unpack(free)
+        n_free = len(free)
+        blocks, jacobians = [], []
+        for target in targets:
+            own = target.weights is not None
+            residuals, d_positions, d_weights = _RESIDUALS[target.kind](
+                space, target.values, p, target.weights if own else w
+            )
+            if rows is not None:
+                residuals, d_positions, d_weights = residuals[rows], d_positions[rows], d_weights[rows]
+            columns = []
+            if fit_positions:
+                columns.append(d_positions)
+            if fit_weights:
+                columns.append(np.zeros_like(d_weights) if own else d_weights)
+            blocks.append(residuals)
+            jacobians.append(np.hstack(columns))
+        if fit_positions:
+            values, jac_p = position_penalty(p, repulsion, cutoff)
+            jac = np.zeros((n, n_free))
+            jac[:, : 3 * n] = jac_p
+            blocks.append(values)
+            jacobians.append(jac)
+        if fit_weights and weight_range is not None:
+            values, jac_w = weight_penalty(w, *weight_range)
+            jac = np.zeros((len(values), n_free))
+            jac[:, n_free - n :] = jac_w
+            blocks.append(values)
+            jacobians.append(jac)
+        return np.concatenate(blocks), np.vstack(jacobians)
+
+    start = []
+    if fit_positions:
+        start.append(positions.ravel())
+    if fit_weights:
+        start.append(weights)
+    solution = solve_lm(fun, np.concatenate(start), max_nfev)
+    p, w = unpack(solution)
+    return np.array(p), np.array(w, dtype=float)
+
+
+def fit_moments(space: MomentSpace, target: np.ndarray, x: np.ndarray, params: np.ndarray,
+                rows: np.ndarray, scales: np.ndarray, max_nfev: int) -> tuple[np.ndarray, float]:
+    """LM fit of the moment coordinates ``x[params]`` to the invariants ``rows`` of the
+    fingerprint ``target``, residuals divided by ``scales`` (n_inv,); returns the fitted ``x``
+    and the scaled invariant RMSD over ``rows``."""
+    inverse = 1.0 / scales[rows]
+
+    def fun(free):
+        trial = x.copy()
+        trial[params] = free
+        values, jacobian = space.phi_and_jacobian(trial)
+        return (values[rows] - target[rows]) * inverse, jacobian[np.ix_(rows, params)] * inverse[:, None]
+
+    solution = x.copy()
+    solution[params] = solve_lm(fun, x[params], max_nfev)
+    residual = (space.phi(solution)[rows] - target[rows]) * inverse
+    return solution, float(np.sqrt(np.mean(residual**2)))

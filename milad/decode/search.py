@@ -1,0 +1,378 @@
+"""The search loop: the alternating scheme of the paper's Fig. 4, basin hops and species.
+
+One attempt alternates **moments from invariants** (Algorithm 1,
+:mod:`milad.decode.algorithm1`) and **atoms from moments** (:mod:`milad.decode.placement`),
+each followed by a *polish*, a fit of the positions (and weights) directly to the target
+fingerprint. Between alternations, *basin hops* perturb the best atoms and polish again. Fitting
+atoms, then refitting the moments from the atoms' moments, steers Algorithm 1 towards a moment
+vector that N atoms can realise.
+
+Species are weights in the species map's range (e.g. the paper's H, C, O, N, F -> 1.1 ... 1.9
+over [1, 2]). In one fingerprint (mode "single") weights are free within the range during the
+fits, then snapped to the nearest species and the positions polished again; near misses get
+discrete species moves. With a second, positions-only fingerprint (mode "two") only the
+weights are fitted, positions fixed (:func:`species_from_positions`).
+
+Every candidate structure travels as a :class:`Candidate` (positions in cutoff units, weights,
+fingerprint RMSD).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..descriptor import Descriptor
+from ..moments import monomials
+from .algorithm1 import moments_from_invariants
+from .loss import RepulsionTerm, Target, fit_atoms, min_distance
+from .placement import atoms_from_moments
+from .space import moment_space
+
+__all__ = ["Attempt", "Candidate", "SearchProblem", "species_from_positions"]
+
+HOP_WIDTHS = (0.1, 0.2, 0.4, 0.8)  # Angstrom
+HOPS_PER_ROUND = 10
+SNAP_BELOW = 1e-2  # continuous-weight RMSD below which snapped species are tried
+MOVES_BELOW = 1e-3  # snapped-species RMSD below which discrete species moves are tried
+REFINE_BELOW = 1e-4  # RMSD below which a near solution is converged fully
+REFINE_NFEV = 3000
+POLISH_NFEV = 300
+
+
+@dataclass
+class Candidate:
+    """A structure tried by the search: ``positions`` (N, 3) in cutoff units, ``weights``
+    (N,) and ``rmsd``, the fingerprint RMSD to the target."""
+
+    positions: np.ndarray | None
+    weights: np.ndarray | None
+    rmsd: float
+
+
+@dataclass
+class Attempt:
+    """Outcome of one attempt: ``best`` candidate (species snapped), the continuous weights of
+    the best candidate before snapping, moments <-> atoms ``iterations`` made and the scaled
+    invariant RMSD of the last Algorithm 1 fit."""
+
+    best: Candidate
+    continuous_weights: np.ndarray
+    iterations: int
+    moment_rmsd: float
+
+
+def random_configuration(rng, n_atoms, radius, r_min_unit, weight_choices):
+    """Random atoms uniformly in a ball of ``radius`` (cutoff units), kept ``r_min`` apart
+    where possible; weights drawn from ``weight_choices``."""
+    positions = np.zeros((n_atoms, 3))
+    for a in range(n_atoms):
+        for _ in range(100):
+            direction = rng.normal(size=3)
+            point = direction / np.linalg.norm(direction) * radius * rng.random() ** (1 / 3)
+            if a == 0 or np.min(np.linalg.norm(positions[:a] - point, axis=1)) >= r_min_unit:
+                break
+        positions[a] = point
+    weights = rng.choice(np.asarray(weight_choices, dtype=float), size=n_atoms)
+    return positions, weights
+
+
+class SearchProblem:
+    """One decoding problem: the target fingerprint of ``descriptor`` and the settings of the
+    fits. ``weight_range`` (species) bounds fitted weights; ``fit_weights`` frees them (mode
+    "single"); ``timings`` collects seconds per stage."""
+
+    def __init__(self, descriptor: Descriptor, target: np.ndarray, n_atoms: int,
+                 weight_range: tuple[float, float] | None, fit_weights: bool,
+                 repulsion: RepulsionTerm | None, tol: float, moment_tol: float, max_retries: int,
+                 n_points: int, timings: dict[str, float]):
+        self.descriptor = descriptor
+        self.space = moment_space(descriptor.invariants)
+        self.target = target
+        self.n_atoms = n_atoms
+        self.weight_range = weight_range
+        self.fit_weights = fit_weights
+        self.repulsion = repulsion
+        self.tol = tol
+        self.moment_tol = moment_tol
+        self.max_retries = max_retries
+        self.n_points = n_points
+        self.timings = timings
+        self.total_weight = self.space.fingerprint_total_weight(target)
+        self.mean_weight = self.total_weight / n_atoms
+        l0 = self.space.set_l0_moments(np.zeros(self.space.n_params), target)
+        msr = self.space.mean_square_radius(l0)
+        self.radius = min(1.0, math.sqrt(5.0 / 3.0 * msr)) if msr and msr > 0 else 0.5
+
+    def _timed(self, stage, function, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    def random_moments(self, rng) -> np.ndarray:
+        """Moments of random atoms of this problem's size and mean weight."""
+        choices = [1.0] if self.weight_range is None else self.descriptor.species.weights
+        positions, weights = random_configuration(
+            rng, self.n_atoms, self.radius, min_distance(self.repulsion) / self.descriptor.cutoff, choices,
+        )
+        weights = weights * self.mean_weight / weights.mean()
+        return self.space.moments(positions, weights)
+
+    def invariant_scales(self, rng, samples: int = 4) -> np.ndarray:
+        """Typical invariant sizes for random molecules of this size and total weight."""
+        scales = np.mean([self.space.magnitudes(self.random_moments(rng)) for _ in range(samples)], axis=0)
+        return np.maximum(scales, 1e-12 * scales.max() + 1e-300)
+
+    def rmsd(self, positions, weights) -> float:
+        phi = self.space.phi(self.space.moments(positions, weights))
+        return float(np.sqrt(np.mean((phi - self.target) ** 2)))
+
+    def candidate(self, positions, weights) -> Candidate:
+        return Candidate(positions, weights, self.rmsd(positions, weights))
+
+    def polish(self, positions, weights, fit_weights: bool, max_nfev: int = POLISH_NFEV):
+        """Fit positions (and weights) to the target fingerprint; returns (positions, weights)."""
+        return self._timed(
+            "polish", fit_atoms, self.space, Target("phi", self.target), positions, weights,
+            fit_weights=fit_weights, weight_range=self.weight_range, repulsion=self.repulsion,
+            cutoff=self.descriptor.cutoff, max_nfev=max_nfev,
+        )
+
+    def fit_weights_only(self, positions, weights, max_nfev: int = 400) -> np.ndarray:
+        """Weights fitted to the target fingerprint with the positions fixed."""
+        return fit_atoms(
+            self.space, Target("phi", self.target), positions, weights, fit_positions=False,
+            fit_weights=True, weight_range=self.weight_range, max_nfev=max_nfev,
+        )[1]
+
+    def snap(self, weights) -> np.ndarray:
+        """Weights of the nearest species (clipped into the weight range first)."""
+        low, high = self.weight_range
+        clipped = np.clip(weights, low, high)
+        return self.descriptor.species.weights_of(self.descriptor.species.species_of(clipped))
+
+    def _score(self, positions, weights) -> tuple[Candidate, Candidate]:
+        """Score polished atoms: the candidate as fitted and after snapping species."""
+        rmsd = self.rmsd(positions, weights)
+        if not (math.isfinite(rmsd) and np.all(np.isfinite(positions)) and np.all(np.isfinite(weights))):
+            failed = Candidate(positions, weights, math.inf)
+            return failed, failed
+        fitted = Candidate(positions, weights, rmsd)
+        if not self.fit_weights:
+            return fitted, fitted
+        snapped = self.snap(weights)
+        if rmsd > SNAP_BELOW:  # far from a solution: score the snapped weights without a polish
+            return fitted, self.candidate(positions, snapped)
+        final, _ = self.polish(positions, snapped, False)
+        final = self.candidate(final, snapped)
+        if self.tol <= final.rmsd < MOVES_BELOW:  # near miss: a species or two may be wrong
+            final = species_moves(self, final)
+        return fitted, final
+
+    def _alternate(self, rng, current: Candidate | None, history, scales, mean_weights):
+        """One moments <-> atoms iteration of Fig. 4 (see ``attempt``); returns polished
+        (positions, weights) and the invariant RMSD of the moments fit."""
+        l_values = self.space.l
+        l_max = int(l_values.max())
+        if current is None:
+            start, l_start, origins = self.random_moments(rng), 1, [None]
+        else:
+            start = self.space.moments(current.positions, current.weights)
+            l_start = l_max
+            if len(history) >= 2 and history[-1] > 0.5 * history[-2]:
+                l_start = int(rng.integers(min(3, l_max), l_max + 1))
+                fresh = self.random_moments(rng)
+                start[l_values >= l_start] = fresh[l_values >= l_start]
+            origins = [current, None]
+        x, moment_rmsd = self._timed(
+            "moments", moments_from_invariants, self.target, self.descriptor.invariants,
+            start, rng, tol=self.moment_tol, max_retries=self.max_retries,
+            randomise=self.random_moments, scales=scales, l_start=l_start,
+        )
+        fits = []  # (moment RMSD, positions, weights); the first of equal fits wins
+        for origin in origins:
+            positions, weights = self._timed(
+                "atoms", atoms_from_moments, x, self.descriptor.invariants, self.n_atoms,
+                weights=mean_weights if origin is None else origin.weights,
+                fit_weights=self.fit_weights, weight_range=self.weight_range,
+                cutoff=self.descriptor.cutoff, repulsion=self.repulsion,
+                n_points=self.n_points, initial_positions=None if origin is None else origin.positions,
+            )
+            fits.append((self.space.moment_rmsd(self.space.moments(positions, weights), x), positions, weights))
+        _, positions, weights = min(fits, key=lambda fit: fit[0])
+        positions, weights = self.polish(positions, weights, self.fit_weights)
+        return positions, weights, moment_rmsd
+
+    def _hop(self, rng, current: Candidate):
+        """Basin hopping: perturb every atom (Gaussian, width drawn from ``HOP_WIDTHS``
+        Angstrom; weights by 0.05) and polish."""
+        width = float(rng.choice(HOP_WIDTHS)) / self.descriptor.cutoff
+        positions = current.positions + rng.normal(0.0, width, current.positions.shape)
+        weights = current.weights
+        if self.fit_weights:
+            weights = weights + rng.normal(0.0, 0.05, weights.shape)
+        return self.polish(positions, weights, self.fit_weights)
+
+    def attempt(self, rng, max_iterations: int, hops: int) -> Attempt:
+        """One attempt of the alternating scheme (Fig. 4) with basin hopping.
+
+        Iteration 1: moments from invariants (Algorithm 1) from the moments of random atoms,
+        atoms from moments (greedy peak finding, fit, relocations), polish on the fingerprint.
+        Then, while the fingerprint RMSD is above ``tol``: rounds of ``HOPS_PER_ROUND`` basin
+        hops (perturb the best atoms, polish, keep if better; ``hops`` in all) alternate with
+        further moments <-> atoms iterations (``max_iterations`` in all). In those, the moments
+        are refitted to the invariants starting from the moments of the best atoms so far
+        (Algorithm 1 at ``l' = l_max``); when the RMSD stagnated (less than halved) the blocks
+        ``l >= L`` (L random in 3..l_max) are re-randomised first and ``l'`` grows from L, to
+        pick another root of the invariant equations (many moment vectors share a fingerprint;
+        only a realisable one is sought). Atoms are fitted both from the best atoms and from
+        fresh peak finding, keeping the better fit to the moments, and polished.
+        """
+        scales = self.invariant_scales(rng)
+        mean_weights = np.full(self.n_atoms, self.mean_weight)
+        current: Candidate | None = None  # best polished candidate before snapping species
+        best = Candidate(None, None, math.inf)  # best after snapping
+        history: list[float] = []
+        moment_rmsd = math.nan
+        iterations = hops_done = 0
+
+        def consider(positions, weights):
+            nonlocal current, best
+            fitted, final = self._score(positions, weights)
+            if fitted.rmsd < (math.inf if current is None else current.rmsd):
+                current = fitted
+            if final.rmsd < best.rmsd:
+                best = final
+            return fitted.rmsd
+
+        while True:
+            if iterations < max_iterations:
+                positions, weights, moment_rmsd = self._alternate(rng, current, history, scales, mean_weights)
+                iterations += 1
+                history.append(consider(positions, weights))
+            if best.rmsd < self.tol:
+                break
+            round_hops = min(HOPS_PER_ROUND, hops - hops_done) if current is not None else 0
+            for _ in range(round_hops):
+                positions, weights = self._timed("hops", self._hop, rng, current)
+                hops_done += 1
+                consider(positions, weights)
+                if best.rmsd < self.tol:
+                    break
+            if best.rmsd < self.tol or (iterations >= max_iterations and (hops_done >= hops or current is None)):
+                break
+        if best.positions is None:  # every fit diverged: report the mean-weight random start
+            positions, _ = random_configuration(rng, self.n_atoms, self.radius, 0.0, [1.0])
+            best = Candidate(positions, mean_weights if not self.fit_weights else self.snap(mean_weights), math.inf)
+            current = Candidate(positions, mean_weights, math.inf)
+        if 0 < best.rmsd < REFINE_BELOW:  # converge a near solution fully (ill-conditioned directions)
+            positions, _ = self.polish(best.positions, best.weights, False, max_nfev=REFINE_NFEV)
+            refined = self.candidate(positions, best.weights)
+            if refined.rmsd < best.rmsd:
+                best = refined
+        return Attempt(best, current.weights.copy(), iterations, moment_rmsd)
+
+
+def species_moves(problem: SearchProblem, start: Candidate, rounds: int = 4) -> Candidate:
+    """Discrete local search over species with positions fixed, then a polish.
+
+    Candidate moves: one atom to any other species, and pairs of atoms shifted by the same
+    species step in opposite directions (which keeps the total weight, fixed by Omega_00). The
+    moments are linear in the weights, so all moves are scored in one vectorised batch; the
+    best one is kept (positions re-polished) while it lowers the fingerprint RMSD.
+    """
+    space = problem.space
+    levels = np.asarray(problem.descriptor.species.weights, dtype=float)
+    positions, weights = start.positions, start.weights
+    n = len(weights)
+    rmsd = problem.rmsd(positions, weights)
+    steps = np.diff(levels)
+    step = float(np.median(steps)) if len(steps) else 0.0
+    for _ in range(rounds):
+        if rmsd < problem.tol:
+            break
+        values, _ = monomials(positions, space.n_max)
+        columns = space.R @ values.T  # (P, N): dx / dw
+        x = columns @ weights
+        level = np.argmin(np.abs(weights[:, None] - levels[None, :]), axis=1)
+        # one atom to another species: rows (a, target), target != level[a]
+        atom, target = np.nonzero(np.arange(len(levels))[None, :] != level[:, None])
+        singles = np.zeros((len(atom), n))
+        singles[np.arange(len(atom)), atom] = levels[target] - weights[atom]
+        # a pair (a up, b down) by one species step
+        up, down = np.nonzero((level + 1 < len(levels))[:, None] & (level >= 1)[None, :]
+                              & ~np.eye(n, dtype=bool))
+        pairs = np.zeros((len(up), n))
+        pairs[np.arange(len(up)), up] = step
+        pairs[np.arange(len(up)), down] = -step
+        deltas = np.concatenate([singles, pairs])  # (moves, N) weight changes
+        if not len(deltas):
+            break
+        trial = x[None, :] + deltas @ columns.T
+        phi = space.invariants.evaluate(space.omega(trial))
+        scores = np.sqrt(np.mean((phi - problem.target) ** 2, axis=1))
+        best = int(np.argmin(scores))
+        if not scores[best] < rmsd:
+            break
+        new_weights = weights + deltas[best]
+        new_positions, _ = problem.polish(positions, new_weights, False)
+        new_rmsd = problem.rmsd(new_positions, new_weights)
+        if not new_rmsd < rmsd:
+            break
+        positions, weights, rmsd = new_positions, new_weights, new_rmsd
+    return Candidate(positions, weights, rmsd)
+
+
+@dataclass
+class SpeciesFit:
+    """Species mode "two": the ``best`` candidate (snapped weights) and the continuous weights
+    it was snapped from."""
+
+    best: Candidate
+    continuous_weights: np.ndarray
+
+
+def species_from_positions(problem: SearchProblem, positions_problem: SearchProblem,
+                           positions: np.ndarray, rng, starts: int) -> SpeciesFit:
+    """Species mode "two": fit only the weights to the species fingerprint, positions fixed.
+
+    Several starts (the mean weight, then random species); each fit is snapped to species and
+    scored by the fingerprint RMSD; near misses get discrete species moves
+    (:func:`species_moves`); finally the positions are polished against both fingerprints at
+    once (the positions-only one pins positions only to its RMSD; the true structure satisfies
+    both).
+    """
+    species_weights = problem.descriptor.species.weights
+    mean = np.full(problem.n_atoms, problem.mean_weight)
+    best, best_fitted = problem.candidate(positions, problem.snap(mean)), mean
+    for start in range(max(1, starts)):
+        if start == 0:
+            initial = np.full(problem.n_atoms, problem.mean_weight)
+        else:
+            initial = rng.choice(species_weights, size=problem.n_atoms)
+        fitted = problem.fit_weights_only(positions, initial)
+        if not np.all(np.isfinite(fitted)):
+            continue
+        snapped = problem.candidate(positions, problem.snap(fitted))
+        if snapped.rmsd < best.rmsd:
+            best, best_fitted = snapped, fitted
+        if snapped.rmsd < problem.tol:
+            break
+    if problem.tol <= best.rmsd < MOVES_BELOW:
+        best = species_moves(problem, best)
+    if best.rmsd < REFINE_BELOW:
+        ones = np.ones(problem.n_atoms)
+        joint = fit_atoms(
+            problem.space, [Target("phi", positions_problem.target, ones), Target("phi", problem.target, best.weights)],
+            best.positions, best.weights, repulsion=problem.repulsion, cutoff=problem.descriptor.cutoff,
+            max_nfev=REFINE_NFEV,
+        )[0]
+        joint_rmsd = problem.rmsd(joint, best.weights)
+        if max(joint_rmsd, positions_problem.rmsd(joint, ones)) < max(best.rmsd, positions_problem.rmsd(best.positions, ones)):
+            best = Candidate(joint, best.weights, joint_rmsd)
+    return SpeciesFit(best, best_fitted)

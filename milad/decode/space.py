@@ -1,0 +1,219 @@
+"""The moment space of a Zernike invariant set: invariants as functions of real moments.
+
+Moments of a real density obey ``Omega_nl^-m = (-1)^m conj(Omega_nl^m)``, so the decoder works
+with a real vector ``x`` (``Re Omega_nl^m`` for ``m >= 0``, ``Im Omega_nl^m`` for ``m > 0``; 120
+numbers for ``n_max = 7``) with ``Omega = A @ x`` and, for unit-weight deltas at ``u`` (cutoff
+units), ``x = R @ monomials(u)``. Everything here is vectorised over atoms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..invariants import InvariantSet
+from ..moments import geometric_indices, monomials, zernike_indices, zernike_polynomials, zernike_transform
+
+__all__ = ["MomentSpace", "moment_space"]
+
+
+class MomentSpace:
+    """The invariants of an ``InvariantSet`` as functions of the real moment vector ``x``.
+
+    Attributes: ``A`` (K, P) complex with ``Omega = A @ x``; ``R`` (P, Kg) real with
+    ``x = R @ m`` for geometric moments ``m``; ``metric`` (P,) so that
+    ``||metric * (x - y)|| = ||Omega(x) - Omega(y)||``; ``l`` (P,) the angular frequency of
+    each coordinate; ``invariant_l`` (n_inv,) the highest ``l`` each invariant uses.
+    """
+
+    def __init__(self, invariants: InvariantSet):
+        if invariants.kind != "zernike":
+            raise ValueError(f"decoding needs Zernike invariants, got a {invariants.kind} set")
+        self.invariants = invariants
+        self.n_max = int(invariants.max_order)
+        index = zernike_indices(self.n_max)
+        if not np.array_equal(np.asarray(invariants.moments), index):
+            raise ValueError("the invariant set's moments are not ordered as zernike_indices(n_max)")
+        position = {tuple(int(v) for v in row): k for k, row in enumerate(index)}
+        columns = []  # (row of the m >= 0 moment, 0 for the real part / 1 for the imaginary part)
+        for k, (n, l, m) in enumerate(index):
+            if m >= 0:
+                columns.append((k, 0))
+            if m > 0:
+                columns.append((k, 1))
+        n_params = len(columns)
+        self.n_params = n_params
+        self.n_moments = len(index)
+        A = np.zeros((len(index), n_params), dtype=complex)
+        for p, (k, part) in enumerate(columns):
+            n, l, m = (int(v) for v in index[k])
+            unit = 1.0 if part == 0 else 1j
+            A[k, p] = unit
+            if m > 0:
+                A[position[(n, l, -m)], p] = (-1) ** m * np.conj(unit)
+        transform = zernike_transform(self.n_max)
+        self.A = A
+        # column p of A: a_p at row first[p] plus b_p at row second[p] (b_p = 0 if none)
+        self._first = np.array([k for k, _ in columns])
+        self._a = A[self._first, np.arange(n_params)]
+        partner = [
+            position[(int(index[k][0]), int(index[k][1]), -int(index[k][2]))] for k, _ in columns
+        ]
+        self._second = np.array(partner)  # m = 0: the same row, with b_p = 0
+        self._b = np.where(self._second != self._first, A[self._second, np.arange(n_params)], 0)
+        # row k of A: c1[k] at column p1[k] plus c2[k] at column p2[k] (elementwise: cheaper
+        # than a complex matrix-vector product in the hot loops)
+        nonzero = [np.flatnonzero(row) for row in A]
+        self._p1 = np.array([cols[0] for cols in nonzero])
+        self._p2 = np.array([cols[-1] for cols in nonzero])
+        self._c1 = A[np.arange(len(index)), self._p1]
+        self._c2 = np.where(self._p2 != self._p1, A[np.arange(len(index)), self._p2], 0)
+        self.R = np.array(
+            [transform[k].real if part == 0 else transform[k].imag for k, part in columns]
+        )
+        self.metric = np.array([1.0 if index[k][2] == 0 else math.sqrt(2.0) for k, _ in columns])
+        self.l = np.array([int(index[k][1]) for k, _ in columns])
+        self.invariant_l = np.array(
+            [
+                max((max(int(index[j][1]) for j in term) for term in inv.terms), default=0)
+                for inv in invariants.invariants
+            ]
+        )
+        # degree-1 invariants of l = 0 moments give those moments directly
+        self.linear = []  # (invariant index, parameter index, coefficient)
+        for i, inv in enumerate(invariants.invariants):
+            if inv.degree == 1 and len(inv.terms) == 1:
+                (term,) = inv.terms
+                k = term[0]
+                if int(index[k][1]) == 0:
+                    probe = np.zeros(len(index), dtype=complex)
+                    probe[k] = 1.0
+                    coefficient = float(invariants.evaluate(probe)[i])
+                    self.linear.append((i, columns.index((k, 0)), coefficient))
+        # Omega_00 (total weight) and the geometric-moment coefficients of Omega_20
+        self.omega00_param = columns.index((position[(0, 0, 0)], 0))
+        self.omega00_invariant = next(
+            (i for i, p, _ in self.linear if p == self.omega00_param), None
+        )
+        geometric = geometric_indices(self.n_max)
+        self._g000 = int(np.flatnonzero((geometric == 0).all(axis=1))[0])
+        self._g200 = int(np.flatnonzero((geometric == [2, 0, 0]).all(axis=1))[0])
+        self._p20 = columns.index((position[(2, 0, 0)], 0)) if self.n_max >= 2 else None
+        # invariant magnitudes: |coefficients| times the RMS of each factor's (n, l) block
+        blocks = {}
+        self._block = np.array([blocks.setdefault((int(n), int(l)), len(blocks)) for n, l, _ in index])
+        self._block_size = np.bincount(self._block).astype(float)
+        max_degree = max(inv.degree for inv in invariants.invariants)
+        owners, coefficients, factors = [], [], []
+        for i, inv in enumerate(invariants.invariants):
+            scale = math.sqrt(inv.scale_squared)
+            for term, c in inv.terms.items():
+                owners.append(i)
+                coefficients.append(
+                    abs(scale * float(c)) / math.prod(float(invariants.variable_scale[k]) for k in term)
+                )
+                factors.append([self._block[k] for k in term] + [len(blocks)] * (max_degree - len(term)))
+        self._term_owner = np.array(owners)
+        self._term_coefficient = np.array(coefficients)
+        self._term_blocks = np.array(factors)
+        self._grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    # -------------------------------------------------------------- moments <-> invariants
+    def omega(self, x: np.ndarray) -> np.ndarray:
+        """Complex moments ``A @ x``."""
+        x = np.asarray(x)
+        return self._c1 * x[..., self._p1] + self._c2 * x[..., self._p2]
+
+    def phi(self, x: np.ndarray) -> np.ndarray:
+        return self.invariants.evaluate(self.omega(x))
+
+    def phi_and_jacobian(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Invariants and their real derivatives with respect to ``x``: (n_inv,), (n_inv, P)."""
+        omega = self.omega(x)
+        jacobian = self.invariants.jacobian(omega)
+        # Re(J @ A) using the two non-zeros of every column of A
+        real, imag = jacobian.real, jacobian.imag
+        first, second = self._first, self._second
+        d_x = real[:, first] * self._a.real - imag[:, first] * self._a.imag
+        d_x += real[:, second] * self._b.real - imag[:, second] * self._b.imag
+        return self.invariants.evaluate(omega), d_x
+
+    def magnitudes(self, x: np.ndarray) -> np.ndarray:
+        """Typical size of every invariant for moments like ``x``: each invariant's polynomial
+        with absolute coefficients evaluated on the RMS of each (n, l) block, (n_inv,)."""
+        omega = self.omega(x)
+        rms = np.sqrt(np.bincount(self._block, np.abs(omega) ** 2) / self._block_size)
+        rms = np.append(rms, 1.0)
+        products = np.prod(rms[self._term_blocks], axis=1) * self._term_coefficient
+        return np.bincount(self._term_owner, products, minlength=len(self.invariants))
+
+    def moment_rmsd(self, x: np.ndarray, y: np.ndarray) -> float:
+        """RMSD between the complex moment vectors of ``x`` and ``y``."""
+        return float(np.linalg.norm(self.metric * (x - y)) / math.sqrt(self.n_moments))
+
+    # -------------------------------------------------------------- atoms -> moments
+    def moments(self, positions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``x`` of weighted deltas at ``positions`` (N, 3) in cutoff units."""
+        values, _ = monomials(positions, self.n_max)
+        return self.R @ (weights @ values)
+
+    def moments_and_derivatives(self, positions, weights):
+        """``x``, dx/dpositions (P, N, 3) and dx/dweights (P, N); vectorised over atoms."""
+        values, gradients = monomials(positions, self.n_max)
+        n = len(positions)
+        x = self.R @ (weights @ values)
+        weighted = (gradients * weights[:, None, None]).transpose(1, 0, 2).reshape(-1, 3 * n)
+        d_positions = (self.R @ weighted).reshape(len(x), n, 3)
+        d_weights = self.R @ values.T
+        return x, d_positions, d_weights
+
+    def mean_square_radius(self, x: np.ndarray) -> float | None:
+        """``sum w r^2 / sum w`` (cutoff units) read off the l = 0 moments, None if unknown."""
+        if self._p20 is None:
+            return None
+        row = self.R[self._p20]
+        total = self.total_weight(x)
+        if not total > 0:
+            return None
+        second = (x[self._p20] - row[self._g000] * total) / row[self._g200]
+        return float(second / total)
+
+    # -------------------------------------------------------------- total weight and l = 0
+    def total_weight(self, x: np.ndarray) -> float:
+        """``sum_i w_i`` read off the ``Omega_00`` coordinate of ``x``."""
+        return x[self.omega00_param] / self.R[self.omega00_param, self._g000]
+
+    def fingerprint_total_weight(self, fingerprint: np.ndarray) -> float:
+        """``sum_i w_i`` read off the fingerprint's ``Omega_00`` invariant (NaN if it has none)."""
+        if self.omega00_invariant is None:
+            return math.nan
+        i = self.omega00_invariant
+        coefficient = next(c for k, _, c in self.linear if k == i)
+        return float(fingerprint[i]) / coefficient * 4 * math.pi / 3
+
+    def set_l0_moments(self, x: np.ndarray, fingerprint: np.ndarray) -> np.ndarray:
+        """Set, in place, the ``l = 0`` coordinates of ``x`` that degree-1 invariants give directly."""
+        for i, p, coefficient in self.linear:
+            x[p] = fingerprint[i] / coefficient
+        return x
+
+    # -------------------------------------------------------------- reconstruction grid
+    def grid(self, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+        """Grid points (G, 3) of ``linspace(-1, 1, n_points)^3`` inside the unit sphere and the
+        real basis ``B`` (G, P) with density ``B @ x`` (eq. 14); cached per ``n_points``."""
+        n_points = int(n_points)
+        if n_points not in self._grids:
+            axis = np.linspace(-1.0, 1.0, n_points)
+            grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+            grid = grid[np.einsum("ij,ij->i", grid, grid) <= 1.0]
+            basis = np.ascontiguousarray((zernike_polynomials(grid, self.n_max) @ self.A).real)
+            if len(self._grids) >= 4:  # a few grid sizes at most: drop the oldest
+                self._grids.pop(next(iter(self._grids)))
+            self._grids[n_points] = (grid, basis)
+        return self._grids[n_points]
+
+
+def moment_space(invariants: InvariantSet) -> MomentSpace:
+    """The ``MomentSpace`` of an invariant set, built once and kept (and freed) with the set."""
+    return invariants.derived("moment_space", lambda: MomentSpace(invariants))

@@ -1,0 +1,52 @@
+"""Behler-Parrinello neural-network potentials on MILAD fingerprints (paper section IV B, Fig. 8).
+
+Every atom-centred environment is encoded as a MILAD fingerprint Phi_i (Behler's cosine cutoff,
+eq. 37, scales the neighbour weights); a feed-forward network per element maps Phi_i to an
+atomic energy eps_i and the total energy is E = sum_i eps_i. Forces come from the chain rule,
+F_j = -sum_i dE/dPhi_i . dPhi_i/dr_j, with the sparse pair derivatives of
+:meth:`milad.descriptor.Descriptor.local_derivatives` computed once per structure.
+
+Modules, in the order data flows through them:
+
+* :mod:`~milad.potential.unavailable`: placeholder files for outputs that could not be made;
+* :mod:`~milad.potential.dataset`: :class:`FingerprintSet` (fingerprints, pair derivatives,
+  DFT labels), :func:`fingerprint_structures`, :func:`validation_split`;
+* :mod:`~milad.potential.activations`: activations with their derivatives (for dE/dPhi);
+* :mod:`~milad.potential.forces`: the pair-derivative contraction dE/dPhi -> dE/dr;
+* :mod:`~milad.potential.model`: :class:`Potential` (networks, prediction, extrapolation
+  checks, save/load);
+* :mod:`~milad.potential.training`: the loss of eq. 38, :meth:`Potential.fit`,
+  :func:`train_best_of`;
+* :mod:`~milad.potential.calculator`: :class:`MiladCalculator` for ASE and :func:`run_nve`.
+
+Typical use::
+
+    frames = read_mlearn("Si/training.json")
+    descriptor = Descriptor(n_max=7, cutoff=4.7)
+    data = fingerprint_structures(frames, descriptor)
+    fitted, validation = data.split(*validation_split(data.groups, 0.1, seed=0))
+    potential = Potential.for_data(fitted, hidden=(32, 32))
+    potential.fit(fitted, validation, alpha=0.04, optimizer="lbfgs")
+    potential.save("si.pt")
+    atoms.calc = Potential.load("si.pt").calculator()
+"""
+
+from .calculator import MiladCalculator, run_nve
+from .dataset import FingerprintSet, fingerprint_structures, validation_split
+from .model import ExtrapolationWarning, Potential
+from .training import loss_and_metrics, train_best_of
+from .unavailable import mark_unavailable, unavailable_reason
+
+__all__ = [
+    "ExtrapolationWarning",
+    "FingerprintSet",
+    "MiladCalculator",
+    "Potential",
+    "fingerprint_structures",
+    "loss_and_metrics",
+    "mark_unavailable",
+    "run_nve",
+    "train_best_of",
+    "unavailable_reason",
+    "validation_split",
+]

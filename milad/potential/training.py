@@ -1,0 +1,256 @@
+"""Training: the loss of eq. 38, the optimisation loop behind :meth:`Potential.fit`, restarts.
+
+Training minimises eq. 38, averaged rather than summed over the M structures so that its scale
+does not depend on the batch size:
+
+    L = 1/(2M) sum_k [ e_k + alpha / (3 N_k) sum_i,j (F_ij - F'_ij)^2 ],
+
+with the energy term e_k = ((E_k - E'_k) / N_k)^2 (``energy_term="per_atom"``: the energy
+error per atom, the issue's reading and that of the AMP library the paper used, whose
+customary force coefficient 0.04 is the paper's alpha) or e_k = (E_k - E'_k)^2 / N_k
+(``energy_term="eq38"``: eq. 38 as printed, energies weighted N_k times more); energies in eV,
+forces in eV/A. Optimisers: full-batch L-BFGS (the paper used BFGS) and mini-batch Adam; early
+stopping watches the loss on a validation split carved out of the *training* data only
+(:func:`~milad.potential.dataset.validation_split`), and :func:`train_best_of` keeps the best
+of several seeds by that same validation loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .dataset import FingerprintSet, TensorSet
+from .model import Potential
+
+__all__ = ["loss_and_metrics", "train", "train_best_of"]
+
+
+def loss_and_metrics(potential: Potential, data: TensorSet | FingerprintSet, alpha: float,
+                     energy_term: str = "per_atom") -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of eq. 38 (mean over structures) and energy/force RMSEs.
+
+    energy_term: ``"per_atom"``: ((E - E') / N)^2, the energy error per atom (the issue's and
+    AMP's reading); ``"eq38"``: (E - E')^2 / N as eq. 38 is printed, which weights the
+    energies N times more. The force term is alpha / (3 N) sum (F - F')^2 in both.
+
+    Metrics: ``energy_rmse`` (eV/atom, over structures of (E - E')/N) and ``force_rmse``
+    (eV/A, over all force components), as in Zuo et al. and the paper's Table III.
+    """
+    if isinstance(data, FingerprintSet):
+        data = TensorSet(data)
+    energies, forces, _ = potential._predict(data, forces=True)
+    energy_error = (energies - data.energy) / data.n_atoms
+    force_squares = ((forces - data.forces) ** 2).sum(1)
+    per_structure = torch.zeros(data.n_structures, dtype=force_squares.dtype).index_add(
+        0, data.structure, force_squares
+    )
+    if energy_term == "per_atom":
+        energy_part = energy_error**2
+    elif energy_term == "eq38":
+        energy_part = energy_error**2 * data.n_atoms
+    else:
+        raise ValueError(f"unknown energy_term {energy_term!r}; choose 'per_atom' or 'eq38'")
+    loss = 0.5 * torch.mean(energy_part + alpha / (3 * data.n_atoms) * per_structure)
+    with torch.no_grad():
+        metrics = {
+            "energy_rmse": float(torch.sqrt(torch.mean(energy_error**2))),
+            "force_rmse": float(torch.sqrt(force_squares.sum() / (3 * data.n_atoms_total))),
+        }
+    return loss, metrics
+
+
+def train(
+    potential: Potential,
+    training: FingerprintSet,
+    validation: FingerprintSet | None,
+    *,
+    alpha: float,
+    energy_term: str,
+    weight_decay: float,
+    optimizer: str,
+    max_epochs: int,
+    patience: int,
+    learning_rate: float | None,
+    batch_size: int,
+    lbfgs_iterations: int,
+    lbfgs_history: int,
+    max_seconds: float | None,
+    seed: int,
+    log: Callable[[str], None] | None,
+    log_every: int,
+) -> dict[str, list]:
+    """The training loop of :meth:`Potential.fit`, which documents the settings and defaults."""
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose 'lbfgs' or 'adam'")
+    potential._check_elements(training.elements)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    train_t = TensorSet(training)
+    valid_t = TensorSet(validation) if validation is not None and len(validation) else None
+    parameters = [p for p in potential.parameters() if p.requires_grad]
+    history: dict[str, list] = {k: [] for k in (
+        "epoch", "seconds", "evaluations", "learning_rate", "train_loss",
+        "train_energy_rmse", "train_force_rmse", "validation_loss",
+        "validation_energy_rmse", "validation_force_rmse")}
+    evaluations = 0
+
+    def penalty():
+        if not weight_decay:
+            return 0.0
+        return 0.5 * weight_decay * sum((p * p).sum() for p in parameters)
+
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS(
+            parameters, lr=learning_rate or 1.0, max_iter=lbfgs_iterations,
+            history_size=lbfgs_history, line_search_fn="strong_wolfe",
+            tolerance_grad=1e-12, tolerance_change=1e-15,
+        )
+        scheduler = None
+
+        def closure():
+            nonlocal evaluations
+            evaluations += 1
+            opt.zero_grad()
+            loss, _ = loss_and_metrics(potential, train_t, alpha, energy_term)
+            loss = loss + penalty()
+            loss.backward()
+            return loss
+    else:
+        opt = torch.optim.Adam(parameters, lr=learning_rate or 1e-3)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=max(patience // 4, 1)
+        )
+
+    start = time.perf_counter()
+    best = (math.inf, None, -1)
+    previous_loss = None
+    stalled = 0
+    for epoch in range(1, max_epochs + 1):
+        if optimizer == "lbfgs":
+            opt.step(closure)
+        else:
+            order = rng.permutation(len(training))
+            for first in range(0, len(order), batch_size):
+                batch = train_t.batch(np.sort(order[first:first + batch_size]))
+                opt.zero_grad()
+                loss, _ = loss_and_metrics(potential, batch, alpha, energy_term)
+                (loss + penalty()).backward()
+                opt.step()
+                evaluations += 1
+        with torch.no_grad():
+            train_loss, train_metrics = loss_and_metrics(potential, train_t, alpha, energy_term)
+            if valid_t is not None:
+                valid_loss, valid_metrics = loss_and_metrics(potential, valid_t, alpha,
+                                                             energy_term)
+            else:
+                valid_loss, valid_metrics = train_loss, {"energy_rmse": math.nan,
+                                                         "force_rmse": math.nan}
+        train_loss, valid_loss = float(train_loss), float(valid_loss)
+        for key, value in (
+            ("epoch", epoch), ("seconds", time.perf_counter() - start),
+            ("evaluations", evaluations), ("learning_rate", opt.param_groups[0]["lr"]),
+            ("train_loss", train_loss),
+            ("train_energy_rmse", train_metrics["energy_rmse"]),
+            ("train_force_rmse", train_metrics["force_rmse"]),
+            ("validation_loss", valid_loss if valid_t is not None else math.nan),
+            ("validation_energy_rmse", valid_metrics["energy_rmse"]),
+            ("validation_force_rmse", valid_metrics["force_rmse"]),
+        ):
+            history[key].append(value)
+        if not math.isfinite(train_loss):
+            reason = "the loss is not finite"
+            if log:
+                log(f"epoch {epoch}: loss is not finite; stopping")
+            break
+        if valid_loss < best[0]:
+            best = (valid_loss,
+                    {k: v.detach().clone() for k, v in potential.state_dict().items()}, epoch)
+        if scheduler is not None:
+            scheduler.step(valid_loss)
+        if log and (epoch % log_every == 0 or epoch == 1):
+            log(
+                f"epoch {epoch:5d} {history['seconds'][-1]:8.1f} s  evals {evaluations:6d}  "
+                f"loss {train_loss:.4e} / {valid_loss:.4e}  "
+                f"E {1000 * train_metrics['energy_rmse']:.2f} / "
+                f"{1000 * valid_metrics['energy_rmse']:.2f} meV/atom  "
+                f"F {train_metrics['force_rmse']:.4f} / {valid_metrics['force_rmse']:.4f} eV/A"
+            )
+        reason = None
+        if epoch - best[2] >= patience:
+            reason = f"no validation improvement for {patience} epochs"
+        elif max_seconds is not None and time.perf_counter() - start > max_seconds:
+            reason = f"time limit of {max_seconds:.0f} s reached"
+        elif optimizer == "lbfgs":
+            stalled = stalled + 1 if previous_loss is not None and abs(
+                previous_loss - train_loss) <= 1e-12 * abs(train_loss) else 0
+            if stalled >= 3:
+                reason = "training loss no longer changes"
+        previous_loss = train_loss
+        if reason:
+            break
+    else:
+        reason = f"max_epochs = {max_epochs} reached"
+    if best[1] is not None:
+        potential.load_state_dict(best[1])
+    history["best_epoch"] = [best[2]]
+    history["stop_reason"] = [reason]
+    if log:
+        log(f"stopped after epoch {epoch} ({reason}); best epoch {best[2]}")
+    potential.history = history
+    potential.metadata.setdefault("training", {}).update({
+        "optimizer": optimizer, "alpha": alpha, "energy_term": energy_term,
+        "weight_decay": weight_decay,
+        "max_epochs": max_epochs,
+        "patience": patience, "learning_rate": opt.param_groups[0]["lr"] if optimizer ==
+        "adam" else (learning_rate or 1.0), "batch_size": batch_size if optimizer == "adam"
+        else None, "lbfgs_iterations": lbfgs_iterations, "seed": seed,
+        "n_fit_structures": len(training),
+        "n_validation_structures": 0 if validation is None else len(validation),
+        "seconds": history["seconds"][-1] if history["seconds"] else 0.0,
+        "epochs": epoch, "best_epoch": best[2], "stop_reason": reason,
+    })
+    return history
+
+
+def train_best_of(
+    fit: FingerprintSet,
+    validation: FingerprintSet | None,
+    restarts: int = 1,
+    hidden: Sequence[int] = (32, 32),
+    bias: bool = False,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    activation: str = "tanh",
+    **options,
+) -> Potential:
+    """Train ``restarts`` potentials (seeds ``seed``, ``seed + 1``, ...) and keep the one with
+    the lowest validation loss (training loss without a validation set).
+
+    ``options`` go to :meth:`Potential.fit`. The kept potential's metadata lists every
+    restart's seed, best validation loss and training time under ``"restarts"``.
+    """
+    best, records = None, []
+    for restart in range(int(restarts)):
+        run_seed = int(seed) + restart
+        if log and restarts > 1:
+            log(f"restart {restart + 1} of {restarts} (seed {run_seed})")
+        potential = Potential.for_data(fit, hidden=hidden, bias=bias, seed=run_seed,
+                                       activation=activation)
+        history = potential.fit(fit, validation, seed=run_seed, log=log, **options)
+        key = "validation_loss" if validation is not None and len(validation) else "train_loss"
+        score = float(history[key][history["best_epoch"][0] - 1])
+        records.append({"seed": run_seed, "score": score, "score_of": key,
+                        "best_epoch": history["best_epoch"][0],
+                        "seconds": history["seconds"][-1] if history["seconds"] else 0.0})
+        if best is None or score < best[0]:
+            best = (score, potential)
+    potential = best[1]
+    potential.metadata["restarts"] = records
+    if log and restarts > 1:
+        log(f"kept seed {potential.metadata['training']['seed']} (lowest {records[0]['score_of']})")
+    return potential
