@@ -6,6 +6,8 @@
 #   fig_completeness  results/figures/fig_completeness.{pdf,png} (paper Fig. 1, section II E)
 #   table2, table3, si_table1, parity_plots, md_nve   neural-network potentials on the mlearn
 #                     data (paper section IV B): results/tables/, results/figures/potentials/
+#   potential_selection, ablation   cross-validated model selection for the tuned potentials
+#                     (results/tables/potential_selection.*, ablation.*)
 #   fig2, fig3        results/figures/fig{2,3}.{pdf,png}: reconstructions of urea by order and
 #                     peak finding (paper section III, Figs. 2 and 3)
 #   fig5, fig6, fig7, si_fig1, si_fig2   the QM9 decoding experiment (paper section IV A and
@@ -44,6 +46,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/invariants.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/potentials.smk"
+include: "workflow/rules/selection.smk"
 include: "workflow/rules/qm9.smk"
 
 
@@ -59,4 +62,5 @@ rule all:
         rules.si_table1.output,
         rules.parity_plots.output,
         rules.md_nve.output,
+        rules.ablation.output,
         rules.qm9_summary.input,

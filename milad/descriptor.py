@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import miniball
 import numba
@@ -37,7 +37,7 @@ from .moments import (
     zernike_transform,
 )
 
-__all__ = ["Descriptor", "LocalFingerprints", "centre_on_miniball", "neighbor_pairs"]
+__all__ = ["Descriptor", "DescriptorStack", "LocalFingerprints", "centre_on_miniball", "neighbor_pairs"]
 
 
 @dataclass
@@ -263,13 +263,17 @@ class Descriptor:
         }
 
     @classmethod
-    def from_dict(cls, settings: Mapping[str, Any]) -> "Descriptor":
+    def from_dict(cls, settings: Mapping[str, Any]) -> "Descriptor | DescriptorStack":
         """The descriptor of ``settings`` (from :meth:`to_dict`, or a config block with at
-        least ``n_max`` and ``cutoff``), with the shipped invariant set of order ``n_max``.
+        least ``n_max`` and ``cutoff``), with the shipped invariant set of order ``n_max``;
+        settings with a ``stack`` list (:meth:`DescriptorStack.to_dict`) give a
+        :class:`DescriptorStack`.
 
         ``species`` may be a list or a comma-separated string. Unknown keys raise, and so does
         an ``invariants_sha256`` that no longer matches the shipped set.
         """
+        if "stack" in settings:
+            return DescriptorStack.from_dict(settings)
         known = {"n_max", "cutoff", "feature", "sigma", "species", "weight_range",
                  "n_invariants", "invariants_sha256"}
         unknown = sorted(set(settings) - known)
@@ -474,3 +478,69 @@ class Descriptor:
             neighbors=neighbors,
             derivatives=derivatives,
         )
+
+
+class DescriptorStack:
+    """Several descriptors of the same atom-centred environments, fingerprints concatenated.
+
+    The usual use is radial resolution: the same invariants at two or more cutoff radii (the
+    inner sphere resolves the first neighbour shells, the outer one sees farther). Offers the
+    local-environment interface of :class:`Descriptor` (``local``, ``local_derivatives``,
+    ``len``, ``to_dict``); fingerprint component ``k`` of the stack is component ``k - offset``
+    of the descriptor it belongs to, in the order given.
+    """
+
+    def __init__(self, descriptors: Sequence[Descriptor]):
+        descriptors = list(descriptors)
+        if not descriptors:
+            raise ValueError("a DescriptorStack needs at least one descriptor")
+        if not all(isinstance(d, Descriptor) for d in descriptors):
+            raise TypeError("a DescriptorStack holds Descriptor objects")
+        self.descriptors = descriptors
+        self.cutoff = max(d.cutoff for d in descriptors)
+
+    def __repr__(self) -> str:
+        return f"DescriptorStack({self.descriptors!r})"
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.descriptors)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"stack": [settings of each descriptor], "n_invariants": total}``."""
+        return {"stack": [d.to_dict() for d in self.descriptors], "n_invariants": len(self)}
+
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> "DescriptorStack":
+        unknown = sorted(set(settings) - {"stack", "n_invariants"})
+        if unknown:
+            raise ValueError(f"unknown descriptor stack setting(s) {', '.join(unknown)}")
+        stack = cls([Descriptor.from_dict(part) for part in settings["stack"]])
+        if "n_invariants" in settings and int(settings["n_invariants"]) != len(stack):
+            raise ValueError(f"the stack settings say {settings['n_invariants']} invariants, "
+                             f"its descriptors give {len(stack)}")
+        return stack
+
+    def local(self, atoms: Atoms) -> np.ndarray:
+        """Phi of every atom-centred environment, the descriptors side by side: (n_atoms, K)."""
+        return np.hstack([d.local(atoms) for d in self.descriptors])
+
+    def local_derivatives(self, atoms: Atoms) -> LocalFingerprints:
+        """Phi and its derivatives. The pairs of every descriptor are listed one descriptor
+        after the other, each carrying zeros for the other descriptors' components, so every
+        contraction over pairs (forces) sums the descriptors' contributions."""
+        parts = [d.local_derivatives(atoms) for d in self.descriptors]
+        widths = [part.values.shape[1] for part in parts]
+        offsets = np.concatenate([[0], np.cumsum(widths)])
+        n_pairs = sum(len(part.centers) for part in parts)
+        derivatives = np.zeros((n_pairs, offsets[-1], 3))
+        start = 0
+        for part, low, high in zip(parts, offsets[:-1], offsets[1:]):
+            derivatives[start:start + len(part.centers), low:high] = part.derivatives
+            start += len(part.centers)
+        return LocalFingerprints(
+            values=np.hstack([part.values for part in parts]),
+            centers=np.concatenate([part.centers for part in parts]),
+            neighbors=np.concatenate([part.neighbors for part in parts]),
+            derivatives=derivatives,
+        )
+

@@ -278,3 +278,30 @@ def test_settings_round_trip_through_json_and_detect_a_changed_invariant_set(set
     assert np.array_equal(rebuilt.local(atoms), original.local(atoms))
     with pytest.raises(ValueError, match="hash mismatch"):
         Descriptor.from_dict({**record, "invariants_sha256": "0" * 64})
+
+
+def test_descriptor_stack_concatenates_values_and_derivatives():
+    from ase.build import bulk
+
+    from milad.descriptor import DescriptorStack
+
+    inner, outer = Descriptor(n_max=7, cutoff=3.0), Descriptor(n_max=7, cutoff=4.7, feature="gaussian", sigma=0.4)
+    stack = Descriptor.from_dict(DescriptorStack([inner, outer]).to_dict())
+    assert isinstance(stack, DescriptorStack) and len(stack) == len(inner) + len(outer)
+    assert stack.cutoff == 4.7
+    silicon = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
+    silicon.rattle(0.05, seed=3)
+    values = stack.local(silicon)
+    np.testing.assert_array_equal(values, np.hstack([inner.local(silicon), outer.local(silicon)]))
+    local = stack.local_derivatives(silicon)
+    np.testing.assert_allclose(local.values, values, rtol=1e-12, atol=1e-14)
+    jacobian = local.position_jacobian()
+    step = 1e-5
+    for atom, axis in ((0, 0), (3, 2)):
+        shifted = [silicon.copy(), silicon.copy()]
+        shifted[0].positions[atom, axis] += step
+        shifted[1].positions[atom, axis] -= step
+        numeric = (stack.local(shifted[0]) - stack.local(shifted[1])) / (2 * step)
+        np.testing.assert_allclose(jacobian[:, :, atom, axis], numeric, atol=1e-7 * np.abs(jacobian).max())
+    with pytest.raises(ValueError, match="invariants"):
+        Descriptor.from_dict({**stack.to_dict(), "n_invariants": 5})

@@ -506,3 +506,37 @@ def test_nve_plot(tmp_path):
     assert temperature.get_xlabel() == "time (ps)" and temperature.get_ylabel() == "T (K)"
     assert energies.get_title() == "Si NVE, 2 atoms, dt = 1.0 fs: drift 12.300 meV/atom/ps"
     plt.close(figure)
+
+
+def test_ablation_figure(tmp_path):
+    from milad.plots import plot_ablation
+
+    levers = ["n_max 7 -> 10", "delta -> Gaussian", "single network -> ensemble"]
+    elements = ["Li", "Si", "Ge"]
+    rng = np.random.default_rng(1)
+    ablation = pd.DataFrame(
+        [{"element": e, "lever": lever, "energy_ratio": rng.uniform(0.5, 1.5),
+          "force_ratio": rng.uniform(0.5, 1.5)} for e in elements for lever in levers])
+    paths = [tmp_path / "ablation.pdf", tmp_path / "ablation.png"]
+    figure = plot_ablation(ablation, paths)
+    assert_written(paths)
+    energy, force = figure.axes
+    for axis, quantity in ((energy, "energy"), (force, "force")):
+        bars = {p.get_gid(): p.get_height() for p in axis.patches}
+        assert len(bars) == len(elements) * len(levers)
+        assert bars == {f"bar-{quantity}-{r.lever}-{r.element}": r[f"{quantity}_ratio"]
+                        for _, r in ablation.iterrows()}
+        (no_change,) = [line for line in axis.lines if line.get_gid() == "no-change"]
+        assert list(no_change.get_ydata()) == [1.0, 1.0]
+        assert axis.get_yscale() == "log" and axis.get_xlabel() == "element"
+        assert quantity in axis.get_ylabel() and "ratio" in axis.get_ylabel()
+        assert [t.get_text() for t in axis.get_xticklabels()] == elements
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == levers
+    assert "CV on the training files; ratio with / without the lever" in \
+        figure._suptitle.get_text()
+    plt.close(figure)
+    with pytest.raises(ValueError, match="no lever to draw"):
+        plot_ablation(ablation.iloc[:0])
+    with pytest.raises(ValueError, match="finite and positive"):
+        plot_ablation(ablation.assign(force_ratio=np.nan))

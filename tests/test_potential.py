@@ -15,16 +15,24 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from milad.data import DataUnavailableError
 from milad.descriptor import Descriptor
 from milad.potential import (
+    Ensemble,
     ExtrapolationWarning,
     FingerprintSet,
     MiladCalculator,
     Potential,
+    cross_validation_fold,
     fingerprint_structures,
+    kfold_split,
+    load_model,
     loss_and_metrics,
+    mark_unavailable,
     run_nve,
+    set_metrics,
     train_best_of,
+    train_model,
     validation_split,
 )
 from milad.potential.activations import ACTIVATIONS
@@ -80,20 +88,25 @@ def _quiet(function, *args, **kwargs):
         return function(*args, **kwargs)
 
 
-def test_forces_are_minus_the_finite_difference_gradient(potential):
-    atoms = _cells(1, seed=11)[0]
-    energy, _, forces = _quiet(potential.evaluate, atoms)
-    assert np.abs(forces).max() > 1e-3  # not trivially zero
-    step = 1e-5
-    numeric = np.zeros_like(forces)
+def _finite_difference_forces(model, atoms, step: float = 1e-5) -> np.ndarray:
+    """-dE/dr (N, 3) by central differences of ``model.evaluate``'s energy."""
+    numeric = np.zeros((len(atoms), 3))
     for i in range(len(atoms)):
         for c in range(3):
             shifted = []
             for sign in (1, -1):
                 moved = atoms.copy()
                 moved.positions[i, c] += sign * step
-                shifted.append(_quiet(potential.evaluate, moved, forces=False)[0])
+                shifted.append(_quiet(model.evaluate, moved, forces=False)[0])
             numeric[i, c] = -(shifted[0] - shifted[1]) / (2 * step)
+    return numeric
+
+
+def test_forces_are_minus_the_finite_difference_gradient(potential):
+    atoms = _cells(1, seed=11)[0]
+    energy, _, forces = _quiet(potential.evaluate, atoms)
+    assert np.abs(forces).max() > 1e-3  # not trivially zero
+    numeric = _finite_difference_forces(potential, atoms)
     np.testing.assert_allclose(forces, numeric, atol=1e-7 * max(1.0, np.abs(forces).max()))
 
 
@@ -327,3 +340,270 @@ def test_activation_is_saved_and_files_without_it_load_as_tanh(tmp_path, dataset
     assert np.array_equal(*forces)
     with pytest.raises(ValueError, match="unknown activation"):
         Potential.for_data(dataset, hidden=(4,), activation="no-such-function")
+
+
+# ---------------------------------------------------------------------- cross-validation folds
+def test_kfold_split_holds_out_each_structure_once_and_keeps_group_proportions():
+    groups = np.array(["A"] * 20 + ["B"] * 10 + ["C"] * 3 + ["D"])
+    folds = kfold_split(groups, 4, seed=1)
+    assert len(folds) == 4
+    held = np.concatenate([out for _, out in folds])
+    assert np.array_equal(np.sort(held), np.arange(len(groups)))  # each held out exactly once
+    for train, out in folds:
+        assert np.array_equal(train, np.setdiff1d(np.arange(len(groups)), out))
+        assert np.all(np.diff(train) > 0) and np.all(np.diff(out) > 0)
+        for group in "ABCD":
+            n = int((groups == group).sum())
+            assert (groups[out] == group).sum() in (n // 4, -(-n // 4)), group
+    sizes = [len(out) for _, out in folds]
+    assert max(sizes) - min(sizes) <= 1
+    again = kfold_split(list(groups), 4, seed=1)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
+    other = kfold_split(groups, 4, seed=2)
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other))
+    for bad in (1, 0, 2.5, True):
+        with pytest.raises(ValueError, match="folds >= 2"):
+            kfold_split(groups, bad)
+    with pytest.raises(ValueError, match="at least 35 structures"):
+        kfold_split(groups, 35)
+
+
+# ---------------------------------------------------------------------- standard scaling
+def test_standard_scaling_whitens_the_training_inputs_and_keeps_range_checks(dataset):
+    standard = Potential.for_data(dataset, hidden=(4,), seed=0, scaling="standard")
+    ranged = Potential.for_data(dataset, hidden=(4,), seed=0)
+    values = dataset.values
+    varies = values.max(0) > values.min(0)
+    assert varies.any()
+    with torch.no_grad():
+        inputs = standard.networks["Cu"].scaled(torch.as_tensor(values)).numpy()
+    np.testing.assert_allclose(inputs[:, varies].mean(0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(inputs[:, varies].std(0), 1.0, rtol=1e-9)
+    # same initial weights, different inputs
+    assert torch.equal(standard.networks["Cu"].layers[0].weight,
+                       ranged.networks["Cu"].layers[0].weight)
+    assert not np.array_equal(standard.predict_set(dataset)["energy"],
+                              ranged.predict_set(dataset)["energy"])
+    # the extrapolation check still uses the training min/max
+    species = dataset.species
+    inside = standard.extrapolation(values, species, dataset.elements)
+    assert not inside.any()
+    component = int(np.flatnonzero(varies)[0])
+    beyond = values.copy()
+    beyond[0, component] = values[:, component].max() + 0.5 * np.ptp(values[:, component])
+    excess = standard.extrapolation(beyond, species, dataset.elements)
+    assert excess[0] == pytest.approx(1.0 - 1e-6) and not excess[1:].any()
+    assert np.array_equal(excess, ranged.extrapolation(beyond, species, dataset.elements))
+    squeezed = bulk("Cu", "fcc", a=3.2, cubic=True)
+    with pytest.warns(ExtrapolationWarning, match="extrapolating"):
+        standard.evaluate(squeezed)
+    with pytest.raises(ValueError, match="unknown scaling"):
+        Potential.for_data(dataset, hidden=(4,), scaling="minmax")
+
+
+def test_standard_scaled_network_gradient_matches_autograd():
+    torch.manual_seed(0)
+    network = ElementNetwork(5, hidden=(7, 4), scaling="standard")
+    with pytest.raises(ValueError, match="mean and standard deviation"):
+        network.set_ranges(-np.ones(5), 2 * np.ones(5), -3.0, -2.0)
+    network.set_ranges(-np.ones(5), np.array([2.0, 2, 2, 2, -1]), -3.0, -2.0,
+                       input_mean=np.full(5, 0.3), input_std=np.array([0.5, 1, 2, 3, 1e-17]))
+    assert network.input_halfwidth[4] == 1.0  # a constant component gets unit scale
+    phi = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    eps, gradient = network(phi)
+    (exact,) = torch.autograd.grad(eps.sum(), phi)
+    torch.testing.assert_close(gradient, exact, rtol=1e-12, atol=1e-14)
+
+
+def test_standard_scaling_round_trips_and_old_files_load_as_range(tmp_path, dataset):
+    model = Potential.for_data(dataset, hidden=(5,), seed=1, scaling="standard")
+    model.fit(dataset.subset([0, 1, 2, 3]), dataset.subset([4, 5]), max_epochs=2)
+    path = tmp_path / "standard.pt"
+    model.save(path)
+    loaded = Potential.load(path)
+    assert loaded.scaling == "standard"
+    for name in ("input_center", "input_halfwidth", "range_center", "range_halfwidth"):
+        assert torch.equal(getattr(loaded.networks["Cu"], name),
+                           getattr(model.networks["Cu"], name)), name
+    before, after = model.predict_set(dataset), loaded.predict_set(dataset)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    atoms = _cells(1, seed=9)[0]
+    first, second = _quiet(model.evaluate, atoms), _quiet(loaded.evaluate, atoms)
+    assert first[0] == second[0] and np.array_equal(first[2], second[2])
+    # a file written before scalings were selectable: range scaling, ranges from the inputs
+    ranged = Potential.for_data(dataset, hidden=(4,), seed=0)
+    ranged.save(path)
+    record = torch.load(path, weights_only=True)
+    del record["scaling"], record["input_ranges"]
+    torch.save(record, path)
+    old = Potential.load(path)
+    assert old.scaling == "range"
+    assert np.array_equal(old.extrapolation(dataset.values * 1.1, dataset.species, ("Cu",)),
+                          ranged.extrapolation(dataset.values * 1.1, dataset.species, ("Cu",)))
+
+
+# ---------------------------------------------------------------------- ensembles
+@pytest.fixture(scope="module")
+def ensemble(dataset):
+    return Ensemble([Potential.for_data(dataset, hidden=(6,), seed=s) for s in (0, 1, 2)])
+
+
+def test_ensemble_predicts_the_members_mean_and_spread(ensemble, dataset):
+    runs = [m.predict_set(dataset) for m in ensemble.members]
+    predicted = ensemble.predict_set(dataset)
+    energies = np.array([r["energy"] for r in runs])
+    assert np.array_equal(predicted["energy"], energies.mean(0))
+    assert np.array_equal(predicted["energy_std"], energies.std(0))
+    assert predicted["energy_std"].shape == (len(dataset),) and predicted["energy_std"].all()
+    np.testing.assert_array_equal(predicted["forces"], np.mean([r["forces"] for r in runs], 0))
+    np.testing.assert_array_equal(predicted["atomic"], np.mean([r["atomic"] for r in runs], 0))
+    assert set(ensemble.predict_set(dataset, forces=False)) == {"energy", "atomic",
+                                                                "energy_std"}
+    assert ensemble.n_parameters() == 3 * ensemble.members[0].n_parameters()
+    assert ensemble.elements == ("Cu",) and ensemble.descriptor.cutoff == CUTOFF
+    # one structure through evaluate agrees with the members'
+    atoms = _cells(1, seed=4)[0]
+    energy, eps, forces, spread = _quiet(ensemble.evaluate, atoms)
+    single = [_quiet(m.evaluate, atoms) for m in ensemble.members]
+    assert energy == pytest.approx(np.mean([r[0] for r in single]), rel=1e-13)
+    assert spread == pytest.approx(np.std([r[0] for r in single]), rel=1e-10)
+    np.testing.assert_allclose(eps, np.mean([r[1] for r in single], 0), rtol=1e-13)
+    np.testing.assert_allclose(forces, np.mean([r[2] for r in single], 0), atol=1e-12)
+    with pytest.raises(ValueError, match="differs from member 0 in hidden"):
+        Ensemble([ensemble.members[0], Potential.for_data(dataset, hidden=(3,))])
+
+
+def test_ensemble_forces_are_minus_the_finite_difference_gradient(ensemble):
+    atoms = _cells(1, seed=12)[0]
+    _, _, forces, _ = _quiet(ensemble.evaluate, atoms)
+    assert np.abs(forces).max() > 1e-3
+    numeric = _finite_difference_forces(ensemble, atoms)
+    np.testing.assert_allclose(forces, numeric, atol=1e-7 * max(1.0, np.abs(forces).max()))
+
+
+def test_ensemble_calculator_reports_the_spread(ensemble, potential):
+    atoms = _cells(1, seed=6)[0]
+    atoms.calc = ensemble.calculator(warn=False)
+    energy = atoms.get_potential_energy()
+    members = [_quiet(m.evaluate, atoms, forces=False)[0] for m in ensemble.members]
+    assert atoms.calc.results["energy_std"] == pytest.approx(np.std(members), rel=1e-10)
+    assert atoms.calc.get_property("energy_std") == atoms.calc.results["energy_std"]
+    assert energy == pytest.approx(np.mean(members), rel=1e-13)
+    atoms.calc = potential.calculator(warn=False)
+    atoms.get_potential_energy()
+    assert "energy_std" not in atoms.calc.results  # a single potential has no spread
+
+
+def test_ensemble_save_load_and_load_model_dispatch(tmp_path, ensemble, potential, dataset):
+    path = tmp_path / "ensemble.pt"
+    ensemble.metadata["note"] = "committee"
+    ensemble.save(path)
+    loaded = Ensemble.load(path)
+    assert len(loaded) == 3 and loaded.metadata["note"] == "committee"
+    assert loaded.metadata["saved_with"]["milad_version"]
+    for a, b in zip(ensemble.members, loaded.members):
+        for key, value in a.state_dict().items():
+            assert torch.equal(value, b.state_dict()[key]), key
+    before, after = ensemble.predict_set(dataset), loaded.predict_set(dataset)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    atoms = _cells(1, seed=9)[0]
+    first, second = _quiet(ensemble.evaluate, atoms), _quiet(loaded.evaluate, atoms)
+    assert first[0] == second[0] and first[3] == second[3] and np.array_equal(first[2],
+                                                                            second[2])
+    assert isinstance(load_model(path), Ensemble)
+    single = tmp_path / "single.pt"
+    potential.save(single)
+    assert isinstance(load_model(single), Potential)
+    assert isinstance(MiladCalculator(path).potential, Ensemble)
+    with pytest.raises(ValueError, match="not a saved milad-potential"):
+        Potential.load(path)
+    with pytest.raises(ValueError, match="not a saved milad-ensemble"):
+        Ensemble.load(single)
+    missing = tmp_path / "missing.pt"
+    mark_unavailable(missing, "no training data")
+    for loader in (load_model, Ensemble.load, Potential.load):
+        with pytest.raises(DataUnavailableError, match="no training data"):
+            loader(missing)
+
+
+def test_short_nve_run_with_an_ensemble_conserves_energy(ensemble):
+    run = run_nve(_cells(1, seed=2)[0], ensemble.calculator(warn=False), steps=20,
+                  timestep_fs=1.0, temperature_K=300, seed=0)
+    assert len(run["total"]) == 21
+    assert abs(run["drift_eV_per_atom_per_ps"]) < 1e-2
+    assert run["max_deviation_eV_per_atom"] < 1e-3
+
+
+# ---------------------------------------------------------------------- training from settings
+MODEL = {"hidden": [4], "bias": False, "activation": "tanh", "scaling": "range", "ensemble": 1}
+TRAINING = {"alpha": 0.04, "optimizer": "lbfgs", "energy_term": "per_atom", "weight_decay": 0.0,
+            "restarts": 2, "validation_fraction": 0.25, "seed": 3, "max_epochs": 2,
+            "patience": 5, "max_minutes": 1.0, "lbfgs_iterations": 3, "learning_rate": None,
+            "batch_size": 4}
+
+
+def test_train_model_is_train_best_of_on_the_validation_split(dataset):
+    trained = train_model(dataset, MODEL, TRAINING)
+    fit_index, validation_index = validation_split(dataset.groups, 0.25, 3)
+    direct = train_best_of(*dataset.split(fit_index, validation_index), restarts=2, hidden=[4],
+                           bias=False, seed=3, alpha=0.04, optimizer="lbfgs",
+                           energy_term="per_atom", weight_decay=0.0, max_epochs=2, patience=5,
+                           learning_rate=None, batch_size=4, lbfgs_iterations=3,
+                           max_seconds=60.0)
+    assert isinstance(trained, Potential)
+    for key, value in direct.state_dict().items():
+        assert torch.equal(value, trained.state_dict()[key]), key
+    assert trained.metadata["fit_indices"] == fit_index.tolist()
+    assert trained.metadata["validation_indices"] == validation_index.tolist()
+    assert trained.metadata["model"] == MODEL and trained.metadata["settings"] == TRAINING
+    assert trained.metadata["restarts"] == [
+        {**r, "seconds": pytest.approx(r["seconds"], abs=10)} for r in direct.metadata["restarts"]
+    ]
+
+
+def test_train_model_trains_an_ensemble_of_seeded_members(dataset):
+    trained = train_model(dataset, {**MODEL, "ensemble": 2, "scaling": "standard"},
+                          {**TRAINING, "restarts": 1})
+    assert isinstance(trained, Ensemble) and len(trained) == 2
+    assert trained.metadata["member_seeds"] == [3, 1003]
+    assert [m.metadata["training"]["seed"] for m in trained.members] == [3, 1003]
+    assert all(m.scaling == "standard" for m in trained.members)
+    assert trained.history is trained.members[0].history
+
+
+def test_train_model_rejects_unknown_and_missing_settings(dataset):
+    with pytest.raises(ValueError, match="unknown model setting.*'width'"):
+        train_model(dataset, {**MODEL, "width": 3}, TRAINING)
+    with pytest.raises(ValueError, match="unknown training setting.*'bias', 'threads'"):
+        train_model(dataset, MODEL, {**TRAINING, "threads": 1, "bias": False})
+    with pytest.raises(ValueError, match="missing training setting.*alpha"):
+        train_model(dataset, MODEL, {k: v for k, v in TRAINING.items() if k != "alpha"})
+    with pytest.raises(ValueError, match="ensemble must be"):
+        train_model(dataset, {**MODEL, "ensemble": 0}, TRAINING)
+
+
+def test_cross_validation_fold_scores_the_held_out_fold(dataset):
+    training = {**TRAINING, "restarts": 1}
+    result = cross_validation_fold(dataset, 1, 3, 5, MODEL, training)
+    assert result["fold"] == 1 and result["n_folds"] == 3 and result["seconds"] > 0
+    train_index, held_index = kfold_split(dataset.groups, 3, 5)[1]
+    again = train_model(dataset.subset(train_index), MODEL, training)
+    assert result["n_parameters"] == again.n_parameters()
+    held = dataset.subset(held_index)
+    predicted = again.predict_set(held)
+    per_atom = (predicted["energy"] - held.energy) / held.n_atoms
+    force = predicted["forces"] - held.forces
+    expected = {
+        "n_structures": 2, "n_atoms": 8,
+        "energy_rmse_meV_per_atom": 1000 * np.sqrt(np.mean(per_atom**2)),
+        "energy_mae_meV_per_atom": 1000 * np.mean(np.abs(per_atom)),
+        "force_rmse_eV_per_A": np.sqrt(np.mean(force**2)),
+        "force_mae_eV_per_A": np.mean(np.abs(force)),
+    }
+    for key, value in expected.items():
+        assert result["held_out"][key] == pytest.approx(value, rel=1e-12), key
+    fitted = dataset.subset(train_index).subset(again.metadata["fit_indices"])
+    assert result["fit"] == set_metrics(again, fitted)
+    assert result["fit"]["n_structures"] == 2  # 4 training structures, one per group validates
+    with pytest.raises(ValueError, match="fold must be"):
+        cross_validation_fold(dataset, 3, 3, 5, MODEL, training)

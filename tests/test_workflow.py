@@ -58,6 +58,40 @@ def test_dry_run_plans_every_table_and_figure(tmp_path):
             assert counts.get(name, 0) >= 1, f"rule {name} (a figure or table) is not planned"
 
 
+#: rules that choose or train a potential: no test file may reach them, directly or not
+CHOOSING_RULES = ("potential_train", "potential_cv", "potential_choice", "potential_selection",
+                  "potential_train_tuned")
+
+
+def test_no_test_file_reaches_a_selection_or_training_job(tmp_path):
+    """Model selection is honest: in the job DAG of the full pipeline, no job that reads a
+    test split (of the mlearn data or its fingerprints) is upstream of a job that selects or
+    trains a potential; evaluation jobs do read it (so the check is not vacuous)."""
+    result = snakemake(tmp_path, "--dag")
+    assert result.returncode == 0, output_of(result)
+    labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"]*)"', result.stdout, flags=re.M))
+    parents: dict[str, set[str]] = {}
+    for source, target in re.findall(r"^\s*(\d+) -> (\d+)", result.stdout, flags=re.M):
+        parents.setdefault(target, set()).add(source)
+
+    def upstream(node):
+        seen, todo = set(), [node]
+        while todo:
+            for parent in parents.get(todo.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    reads_test = {n for n, label in labels.items() if "split: test" in label}
+    choosing = [n for n, label in labels.items() if label.split("\\n")[0] in CHOOSING_RULES]
+    assert reads_test and {labels[n].split("\\n")[0] for n in choosing} == set(CHOOSING_RULES)
+    leaks = [f"{labels[n]!r} <- {labels[m]!r}" for n in choosing for m in upstream(n) & reads_test]
+    assert not leaks, "test data upstream of selection/training:\n" + "\n".join(leaks)
+    evaluating = [n for n, label in labels.items() if label.split("\\n")[0] == "potential_evaluate"]
+    assert evaluating and all(upstream(n) & reads_test for n in evaluating)
+
+
 def test_quick_config_is_valid_and_smaller(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", "--configfile", str(QUICK_CONFIG))
     assert result.returncode == 0, output_of(result)

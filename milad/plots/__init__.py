@@ -4,8 +4,8 @@ come from ``milad.completeness``, ``milad.qm9`` and the pipeline's results).
 * :mod:`milad.plots.completeness`: paper Fig. 1, the Pozdnyakov et al. pair;
 * :mod:`milad.plots.reconstruction`: paper Figs. 2 (reconstructions) and 3 (peak finding);
 * :mod:`milad.plots.decoding`: paper Figs. 5, 6, 7 and SI Figs. 1, 2 (QM9 decoding);
-* :mod:`milad.plots.potentials`: parity plots, learning curves, NVE energy trace and the
-  stand-in for missing data;
+* :mod:`milad.plots.potentials`: parity plots, learning curves, NVE energy trace, the
+  ablation of the potentials' levers and the stand-in for missing data;
 * :mod:`milad.plots.style`: saving, colours and labels.
 
 Every function takes the paths to save to (format from the suffix) and returns the
@@ -21,7 +21,13 @@ from .decoding import (
     plot_rdkit_vs_fingerprint,
     plot_species_recovery,
 )
-from .potentials import plot_learning_curve, plot_missing_data, plot_nve, plot_parity
+from .potentials import (
+    plot_ablation,
+    plot_learning_curve,
+    plot_missing_data,
+    plot_nve,
+    plot_parity,
+)
 from .reconstruction import (
     planar_frame,
     plot_peak_finding,
@@ -33,6 +39,7 @@ from .style import save_figure
 __all__ = [
     "RMSD_FLOOR",
     "planar_frame",
+    "plot_ablation",
     "plot_completeness",
     "plot_decoding",
     "plot_learning_curve",

@@ -1,6 +1,6 @@
 """Figures of the neural-network potentials (paper section IV B; none of them is in the paper):
-parity plots, learning curves, the energy trace of an NVE run, and the stand-in drawn where an
-element has no data or no potential.
+parity plots, learning curves, the energy trace of an NVE run, the ablation of the
+hyper-parameter levers, and the stand-in drawn where an element has no data or no potential.
 
 ``summary`` below is the content of ``results/potentials/<El>/metrics.json`` (the rule
 potential_evaluate): ``element``, ``metrics`` per subset (``energy_rmse_meV_per_atom``,
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["PARITY_SUBSETS", "plot_learning_curve", "plot_missing_data", "plot_nve",
-           "plot_parity"]
+__all__ = ["PARITY_SUBSETS", "plot_ablation", "plot_learning_curve", "plot_missing_data",
+           "plot_nve", "plot_parity"]
 
 #: subsets of the parity plot: legend label, colour and opacity
 PARITY_SUBSETS = {
@@ -158,5 +158,62 @@ def plot_nve(run: Mapping[str, Any], element: str, paths: Iterable[str | Path] =
         f"{element} NVE, {n} atoms, dt = {run['timestep_fs']} fs: drift "
         f"{1000 * run['drift_eV_per_atom_per_ps']:.3f} meV/atom/ps", fontsize=10)
     fig.tight_layout()
+    save_figure(fig, paths)
+    return fig
+
+
+def plot_ablation(ablation: pd.DataFrame, paths: Iterable[str | Path] = ()) -> Figure:
+    """The CV RMSE ratios with / without each lever, energy (left) and force (right) panel.
+
+    ablation: the table of ``milad.potential.selection.ablation_table`` (columns ``element``,
+    ``lever``, ``energy_ratio``, ``force_ratio``). x: the elements (table order), one bar per
+    lever in each group (the legend gives the levers), log y-axis, a dashed line at 1 ("no
+    change"; below: the lever lowered the error), plain-number tick labels. Bars carry
+    ``gid="bar-<energy|force>-<lever>-<element>"``. Returns the ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
+
+    missing = [c for c in ("element", "lever", "energy_ratio", "force_ratio")
+               if c not in ablation.columns]
+    if missing:
+        raise ValueError(f"ablation table lacks column(s) {missing}")
+    if ablation.empty:
+        raise ValueError("ablation table has no rows: no lever to draw")
+    elements = list(dict.fromkeys(ablation["element"]))
+    levers = list(dict.fromkeys(ablation["lever"]))
+    where = {element: i for i, element in enumerate(elements)}
+    width = 0.8 / len(levers)
+    ratios = ablation[["energy_ratio", "force_ratio"]].to_numpy(dtype=float)
+    if not (np.isfinite(ratios).all() and (ratios > 0).all()):
+        raise ValueError("ablation ratios must be finite and positive for a log axis")
+    low, high = min(ratios.min(), 1.0) / 1.3, max(ratios.max(), 1.0) * 1.3
+    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.2 * len(elements) * len(levers) ** 0.5 + 4),
+                                            4.2))
+    for axis, quantity in zip(axes, ("energy", "force")):
+        for k, lever in enumerate(levers):
+            rows = ablation[ablation["lever"] == lever]
+            shift = (k - (len(levers) - 1) / 2) * width
+            x = rows["element"].map(where).to_numpy(dtype=float) + shift
+            bars = axis.bar(x, rows[f"{quantity}_ratio"], width=width * 0.95, color=f"C{k}",
+                            label=lever)
+            for bar, element in zip(bars, rows["element"]):
+                bar.set_gid(f"bar-{quantity}-{lever}-{element}")
+        axis.axhline(1.0, color="black", ls="--", lw=0.8, gid="no-change")
+        axis.text(1.0, 1.0, "no change", transform=axis.get_yaxis_transform(), ha="right",
+                  va="bottom", fontsize=7)
+        axis.set_yscale("log")
+        axis.set_ylim(low, high)
+        axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+        axis.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.yaxis.set_minor_locator(NullLocator())
+        axis.set_xticks(range(len(elements)), elements)
+        axis.set_xlabel("element")
+        axis.set_ylabel(f"CV {quantity} RMSE ratio, with / without")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=min(len(levers), 4),
+               fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.94))
+    fig.suptitle("Ablation of the potentials' levers: CV on the training files; ratio with / "
+                 "without the lever", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.9 - 0.04 * ((len(levers) - 1) // 4)))
     save_figure(fig, paths)
     return fig

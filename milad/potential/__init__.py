@@ -10,13 +10,16 @@ Modules, in the order data flows through them:
 
 * :mod:`~milad.potential.unavailable`: placeholder files for outputs that could not be made;
 * :mod:`~milad.potential.dataset`: :class:`FingerprintSet` (fingerprints, pair derivatives,
-  DFT labels), :func:`fingerprint_structures`, :func:`validation_split`;
+  DFT labels), :func:`fingerprint_structures`, :func:`validation_split`, :func:`kfold_split`;
 * :mod:`~milad.potential.activations`: activations with their derivatives (for dE/dPhi);
 * :mod:`~milad.potential.forces`: the pair-derivative contraction dE/dPhi -> dE/dr;
-* :mod:`~milad.potential.model`: :class:`Potential` (networks, prediction, extrapolation
-  checks, save/load);
+* :mod:`~milad.potential.model`: :class:`Potential` (networks with range or standard input
+  scaling, prediction, extrapolation checks, save/load);
+* :mod:`~milad.potential.ensemble`: :class:`Ensemble`, a committee of potentials (mean
+  prediction, spread), and :func:`load_model` for either kind of model file;
 * :mod:`~milad.potential.training`: the loss of eq. 38, :meth:`Potential.fit`,
-  :func:`train_best_of`;
+  :func:`train_best_of`, :func:`train_model` (training from settings), :func:`set_metrics`
+  and :func:`cross_validation_fold`;
 * :mod:`~milad.potential.calculator`: :class:`MiladCalculator` for ASE and :func:`run_nve`.
 
 Typical use::
@@ -29,24 +32,41 @@ Typical use::
     potential.fit(fitted, validation, alpha=0.04, optimizer="lbfgs")
     potential.save("si.pt")
     atoms.calc = Potential.load("si.pt").calculator()
+
+or, from settings (as the pipeline trains)::
+
+    model = train_model(data, {"hidden": [32, 32], "ensemble": 4}, training_settings)
 """
 
 from .calculator import MiladCalculator, run_nve
-from .dataset import FingerprintSet, fingerprint_structures, validation_split
+from .dataset import FingerprintSet, fingerprint_structures, kfold_split, validation_split
+from .ensemble import Ensemble, load_model
 from .model import ExtrapolationWarning, Potential
-from .training import loss_and_metrics, train_best_of
+from .training import (
+    cross_validation_fold,
+    loss_and_metrics,
+    set_metrics,
+    train_best_of,
+    train_model,
+)
 from .unavailable import mark_unavailable, unavailable_reason
 
 __all__ = [
+    "Ensemble",
     "ExtrapolationWarning",
     "FingerprintSet",
     "MiladCalculator",
     "Potential",
+    "cross_validation_fold",
     "fingerprint_structures",
+    "kfold_split",
+    "load_model",
     "loss_and_metrics",
     "mark_unavailable",
     "run_nve",
+    "set_metrics",
     "train_best_of",
+    "train_model",
     "unavailable_reason",
     "validation_split",
 ]

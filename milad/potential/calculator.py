@@ -1,8 +1,9 @@
-"""A trained :class:`~milad.potential.model.Potential` in ASE: calculator and NVE dynamics.
+"""A trained potential in ASE: calculator and NVE dynamics.
 
 :class:`MiladCalculator` gives energies (eV), atomic energies and forces (eV/A) of any
-structure whose elements the potential knows, counting extrapolations instead of warning at
-every step; :func:`run_nve` runs velocity-Verlet molecular dynamics with it and measures how
+structure whose elements the potential (a :class:`~milad.potential.model.Potential` or an
+:class:`~milad.potential.ensemble.Ensemble`) knows, counting extrapolations instead of warning
+at every step; :func:`run_nve` runs velocity-Verlet molecular dynamics with it and measures how
 well the total energy is conserved, the usual test that forces are the energy's gradient.
 """
 
@@ -18,26 +19,32 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from .ensemble import Ensemble, load_model
 from .model import ExtrapolationWarning, Potential
 
 __all__ = ["MiladCalculator", "run_nve"]
 
 
 class MiladCalculator(Calculator):
-    """ASE calculator of a :class:`Potential`: energy, atomic energies and forces.
+    """ASE calculator of a :class:`Potential` or an :class:`Ensemble`: energy, atomic
+    energies and forces.
 
-    ``potential`` may be a :class:`Potential` or the path of a saved one. The first
-    extrapolating structure raises an :class:`ExtrapolationWarning`; every one is counted in
-    ``n_extrapolations`` (set ``warn=False`` to skip the check).
+    ``potential`` may be a model or the path of a saved one. With an ensemble the results
+    also hold ``"energy_std"`` (eV), the members' energy spread; a single potential has no
+    such result. The first extrapolating structure raises an :class:`ExtrapolationWarning`;
+    every one is counted in ``n_extrapolations`` (set ``warn=False`` to skip the check).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces"]
 
-    def __init__(self, potential: Potential | str | Path, warn: bool = True, **kwargs):
+    def __init__(self, potential: Potential | Ensemble | str | Path, warn: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(potential, Potential):
-            potential = Potential.load(potential)
+        if not isinstance(potential, (Potential, Ensemble)):
+            potential = load_model(potential)
         self.potential = potential
+        if isinstance(potential, Ensemble):
+            self.implemented_properties = [*self.implemented_properties, "energy_std"]
         self.warn = warn
         self.n_extrapolations = 0
 
@@ -46,7 +53,7 @@ class MiladCalculator(Calculator):
         want_forces = "forces" in properties
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ExtrapolationWarning)
-            energy, eps, forces = self.potential.evaluate(
+            energy, eps, forces, *spread = self.potential.evaluate(
                 self.atoms, forces=want_forces, warn=self.warn
             )
         for warning in caught:
@@ -64,6 +71,8 @@ class MiladCalculator(Calculator):
         self.results["energies"] = eps
         if forces is not None:
             self.results["forces"] = forces
+        if spread:
+            self.results["energy_std"] = spread[0]
 
 
 def run_nve(
@@ -75,7 +84,9 @@ def run_nve(
     seed: int = 0,
     interval: int = 1,
 ) -> dict[str, Any]:
-    """Velocity-Verlet NVE run from Maxwell-Boltzmann velocities at ``temperature_K``.
+    """Velocity-Verlet NVE run from Maxwell-Boltzmann velocities at ``temperature_K``
+    (``calculator``: any ASE calculator, e.g. a :class:`MiladCalculator` of a potential or an
+    ensemble).
 
     Returns the energy trace (``time_ps``, ``potential``, ``kinetic``, ``total`` in eV,
     ``temperature`` in K, every ``interval`` steps) and the conservation measures:

@@ -7,7 +7,8 @@ structures once and stores everything training and evaluation need in a
 neighbour pair the derivatives d Phi_i / d r_j (A^-1 times the fingerprint's units), which
 are the expensive part and are what makes force training possible without recomputing the
 descriptor. :func:`validation_split` carves a stratified validation set out of the training
-data. :class:`TensorSet` is the same data as torch tensors, the form the model consumes.
+data and :func:`kfold_split` deals it into stratified cross-validation folds.
+:class:`TensorSet` is the same data as torch tensors, the form the model consumes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from numpy.typing import DTypeLike
 from ..data import DataUnavailableError
 from ..descriptor import Descriptor
 
-__all__ = ["FingerprintSet", "TensorSet", "fingerprint_structures", "validation_split"]
+__all__ = ["FingerprintSet", "TensorSet", "fingerprint_structures", "kfold_split",
+           "validation_split"]
 
 
 @dataclass
@@ -240,6 +242,32 @@ def validation_split(groups: Sequence[str], fraction: float,
     validation = np.array(sorted(validation), dtype=np.int64)
     fit = np.setdiff1d(np.arange(len(groups)), validation)
     return fit, validation
+
+
+def kfold_split(groups: Sequence[str], n_folds: int,
+                seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, held_out)`` indices (sorted) of each of ``n_folds`` folds, stratified by
+    ``groups``.
+
+    Group by group (in sorted order), the structures are shuffled with
+    ``np.random.default_rng(seed)`` and dealt round-robin into the folds, the deal continuing
+    where the previous group left off: every structure is held out exactly once, each fold
+    holds floor(n/k) or ceil(n/k) of a group of n, and fold sizes differ by one at most.
+    """
+    groups = np.asarray(groups, dtype=str)
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ValueError(f"cross-validation needs an integer number of folds >= 2, got {n_folds}")
+    if n_folds > len(groups):
+        raise ValueError(f"{n_folds} folds need at least {n_folds} structures, got {len(groups)}")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(groups), dtype=np.int64)
+    dealt = 0
+    for group in sorted(set(groups.tolist())):
+        members = rng.permutation(np.flatnonzero(groups == group))
+        fold_of[members] = (dealt + np.arange(len(members))) % n_folds
+        dealt += len(members)
+    return [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k))
+            for k in range(n_folds)]
 
 
 class TensorSet:

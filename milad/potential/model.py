@@ -6,8 +6,10 @@ Each :class:`ElementNetwork` maps an atom's fingerprint Phi_i (K,) to its atomic
 in their forward pass (with the registered derivative of their activation, see
 :mod:`milad.potential.activations`) and :mod:`milad.potential.forces` contracts it with the pair
 derivatives. As in the paper, linear layers have no bias by default: inputs and outputs are
-instead rescaled into (-1, 1) from the ranges seen in the training set, so a prediction that
-leaves these ranges is an extrapolation and raises an :class:`ExtrapolationWarning`.
+instead rescaled into (-1, 1) from the ranges seen in the training set (inputs may instead be
+standardised to the training mean and standard deviation, ``scaling="standard"``); a
+prediction that leaves the training ranges is an extrapolation and raises an
+:class:`ExtrapolationWarning` in either case.
 
 A potential saves to and loads from one ``.pt`` file (weights, scaling, descriptor settings,
 learning curve, metadata); :meth:`Potential.fit` trains it (:mod:`milad.potential.training`)
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,12 +36,23 @@ from .forces import position_gradient
 from .unavailable import UNAVAILABLE
 
 if TYPE_CHECKING:
+    from ..descriptor import DescriptorStack, LocalFingerprints
     from .calculator import MiladCalculator
+    from .ensemble import Ensemble
 
 __all__ = ["ElementNetwork", "ExtrapolationWarning", "Potential"]
 
 FORMAT = "milad-potential"
 FORMAT_VERSION = 1
+#: input scalings of the element networks (see :class:`ElementNetwork`)
+SCALINGS = ("range", "standard")
+
+
+def check_scaling(scaling: str) -> str:
+    """``scaling`` if it names an input scaling, else a ValueError."""
+    if scaling not in SCALINGS:
+        raise ValueError(f"unknown scaling {scaling!r}; choose 'range' or 'standard'")
+    return str(scaling)
 
 
 class ExtrapolationWarning(UserWarning):
@@ -46,18 +60,24 @@ class ExtrapolationWarning(UserWarning):
 
 
 class ElementNetwork(torch.nn.Module):
-    """Feed-forward network of one element with input/output rescaling into (-1, 1).
+    """Feed-forward network of one element with input/output rescaling.
 
-    Hidden layers apply the registered ``activation`` (tanh by default). Buffers:
-    ``input_center``/``input_halfwidth`` (K,) map the training range of every fingerprint
-    component onto [-1, 1]; ``energy_center``/``energy_halfwidth`` map the network output y
-    onto the atomic energy eps = center + halfwidth * y (from the training range of the energy
-    per atom).
+    Hidden layers apply the registered ``activation`` (tanh by default). The network sees
+    h = (Phi - ``input_center``) / ``input_halfwidth`` (buffers, (K,)): with
+    ``scaling="range"`` (the paper's) the training range of every fingerprint component maps
+    onto [-1, 1]; with ``"standard"`` the center is the training mean and the "halfwidth" the
+    training standard deviation (population, ddof 0), so the training inputs have mean 0 and
+    unit variance. ``range_center``/``range_halfwidth`` (K,) map the training range onto
+    [-1, 1] in both modes and are what extrapolation checks use (they are not in the state
+    dict; :meth:`Potential.save` stores them). ``energy_center``/``energy_halfwidth`` map the
+    network output y onto the atomic energy eps = center + halfwidth * y (from the training
+    range of the energy per atom).
     """
 
     def __init__(self, n_inputs: int, hidden: Sequence[int] = (32, 32), bias: bool = False,
-                 activation: str = "tanh"):
+                 activation: str = "tanh", scaling: str = "range"):
         super().__init__()
+        self.scaling = check_scaling(scaling)
         sizes = [int(n_inputs), *(int(h) for h in hidden)]
         self.activation = get_activation(activation)
         self.layers = torch.nn.ModuleList(
@@ -69,21 +89,46 @@ class ElementNetwork(torch.nn.Module):
         self.register_buffer("input_halfwidth", torch.ones(n_inputs, dtype=torch.float64))
         self.register_buffer("energy_center", torch.zeros((), dtype=torch.float64))
         self.register_buffer("energy_halfwidth", torch.ones((), dtype=torch.float64))
+        # not persistent: state dicts (and files) stay readable by code without them
+        self.register_buffer("range_center", torch.zeros(n_inputs, dtype=torch.float64),
+                             persistent=False)
+        self.register_buffer("range_halfwidth", torch.ones(n_inputs, dtype=torch.float64),
+                             persistent=False)
 
     def set_ranges(self, input_min: np.ndarray, input_max: np.ndarray, energy_min: float,
-                   energy_max: float) -> None:
+                   energy_max: float, input_mean: np.ndarray | None = None,
+                   input_std: np.ndarray | None = None) -> None:
+        """Scaling from the training fingerprints' per-component min, max (K,) and, for
+        ``"standard"`` scaling, mean and standard deviation (K,); energies per atom in eV."""
         low = torch.as_tensor(input_min, dtype=torch.float64)
         high = torch.as_tensor(input_max, dtype=torch.float64)
         half = (high - low) / 2
         # a component constant in training: unit scale, so it maps onto 0 (warns beyond +-1)
-        self.input_halfwidth.copy_(torch.where(half > 0, half, torch.ones_like(half)))
-        self.input_center.copy_((high + low) / 2)
+        varies = half > 0
+        self.range_halfwidth.copy_(torch.where(varies, half, torch.ones_like(half)))
+        self.range_center.copy_((high + low) / 2)
+        if self.scaling == "range":
+            self.input_halfwidth.copy_(self.range_halfwidth)
+            self.input_center.copy_(self.range_center)
+        else:
+            if input_mean is None or input_std is None:
+                raise ValueError("standard scaling needs the training mean and standard "
+                                 "deviation of every fingerprint component")
+            std = torch.as_tensor(input_std, dtype=torch.float64)
+            # constant components (min == max) get unit scale whatever rounding left in std
+            self.input_halfwidth.copy_(torch.where(varies, std, torch.ones_like(std)))
+            self.input_center.copy_(torch.as_tensor(input_mean, dtype=torch.float64))
         span = (energy_max - energy_min) / 2
         self.energy_halfwidth.fill_(span if span > 0 else 1.0)
         self.energy_center.fill_((energy_max + energy_min) / 2)
 
     def scaled(self, phi: torch.Tensor) -> torch.Tensor:
+        """The network's inputs h (n, K) of fingerprints ``phi`` (n, K)."""
         return (phi - self.input_center) / self.input_halfwidth
+
+    def range_scaled(self, phi: torch.Tensor) -> torch.Tensor:
+        """Fingerprints (n, K) on the scale that maps the training range onto [-1, 1]."""
+        return (phi - self.range_center) / self.range_halfwidth
 
     def forward(self, phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Atomic energies (n,) and their gradients d eps / d Phi (n, K) in physical units."""
@@ -105,9 +150,10 @@ class ElementNetwork(torch.nn.Module):
 class Potential(torch.nn.Module):
     """One :class:`ElementNetwork` per element on MILAD fingerprints; E = sum of atomic terms.
 
-    ``descriptor``: settings from :meth:`Descriptor.to_dict` (or a :class:`Descriptor`).
-    After :meth:`fit` (or :meth:`load`) ``history`` holds the learning curve and
-    ``metadata`` the training settings, data checksums and code version.
+    ``descriptor``: settings from :meth:`Descriptor.to_dict` (or the descriptor itself);
+    ``scaling``: ``"range"`` or ``"standard"`` inputs (see :class:`ElementNetwork`). After
+    :meth:`fit` (or :meth:`load`) ``history`` holds the learning curve and ``metadata`` the
+    training settings, data checksums and code version.
     """
 
     def __init__(
@@ -117,18 +163,20 @@ class Potential(torch.nn.Module):
         hidden: Sequence[int] = (32, 32),
         bias: bool = False,
         activation: str = "tanh",
+        scaling: str = "range",
     ):
         super().__init__()
-        if isinstance(descriptor, Descriptor):
+        if not isinstance(descriptor, Mapping):
             descriptor = descriptor.to_dict()
         self.elements = tuple(str(e) for e in elements)
         self.descriptor_config = dict(descriptor)
         self.hidden = tuple(int(h) for h in hidden)
         self.bias = bool(bias)
         self.activation = str(activation)
+        self.scaling = check_scaling(scaling)
         n_inputs = int(descriptor["n_invariants"])
         self.networks = torch.nn.ModuleDict({
-            e: ElementNetwork(n_inputs, self.hidden, self.bias, self.activation)
+            e: ElementNetwork(n_inputs, self.hidden, self.bias, self.activation, self.scaling)
             for e in self.elements
         })
         self.history: dict[str, list] = {}
@@ -138,29 +186,35 @@ class Potential(torch.nn.Module):
     # ------------------------------------------------------------------ construction
     @classmethod
     def for_data(cls, data: FingerprintSet, hidden: Sequence[int] = (32, 32), bias: bool = False,
-                 seed: int | None = 0, activation: str = "tanh") -> "Potential":
-        """A potential whose scaling ranges come from ``data`` (the fitted training part)."""
+                 seed: int | None = 0, activation: str = "tanh",
+                 scaling: str = "range") -> "Potential":
+        """A potential whose input and output scaling come from ``data`` (the fitted
+        training part)."""
         if seed is not None:
             torch.manual_seed(seed)
-        potential = cls(data.elements, data.descriptor, hidden, bias, activation)
+        potential = cls(data.elements, data.descriptor, hidden, bias, activation, scaling)
         potential.set_ranges(data)
         return potential
 
     def set_ranges(self, data: FingerprintSet) -> None:
-        """Input and output scaling from the ranges found in ``data``."""
+        """Input and output scaling from the fingerprints and energies found in ``data``."""
         per_atom = data.energy / data.n_atoms
         for index, element in enumerate(self.elements):
             atoms = data.species == index
             if not atoms.any():
                 raise ValueError(f"no {element} atom in the data to set its scaling from")
             with_element = np.unique(data.structure[atoms])
+            values = data.values[atoms]
+            moments = ({"input_mean": values.mean(0), "input_std": values.std(0)}
+                       if self.scaling == "standard" else {})
             self.networks[element].set_ranges(
-                data.values[atoms].min(0), data.values[atoms].max(0),
+                values.min(0), values.max(0),
                 float(np.nanmin(per_atom[with_element])), float(np.nanmax(per_atom[with_element])),
+                **moments,
             )
 
     @property
-    def descriptor(self) -> Descriptor:
+    def descriptor(self) -> Descriptor | DescriptorStack:
         if self._descriptor is None:
             self._descriptor = Descriptor.from_dict(self.descriptor_config)
         return self._descriptor
@@ -213,14 +267,17 @@ class Potential(torch.nn.Module):
 
     def extrapolation(self, values: np.ndarray, species: np.ndarray, elements: Sequence[str],
                       tolerance: float = 1e-6) -> np.ndarray:
-        """Per atom: how far (in scaled units) its fingerprint leaves [-1, 1]; 0 inside."""
+        """Per atom: how far its fingerprint leaves the training range, in units where that
+        range is [-1, 1] (whatever the input scaling); 0 inside. values (N, K), species (N,)
+        index into ``elements``."""
         mapping = self._check_elements(elements)
         excess = np.zeros(len(values))
         for index in np.unique(species):
             mask = species == index
             network = self.networks[self.elements[mapping[int(index)]]]
             with torch.no_grad():
-                scaled = network.scaled(torch.as_tensor(values[mask], dtype=torch.float64)).numpy()
+                scaled = network.range_scaled(
+                    torch.as_tensor(values[mask], dtype=torch.float64)).numpy()
             excess[mask] = np.maximum(np.abs(scaled).max(axis=1) - 1 - tolerance, 0.0)
         return excess
 
@@ -236,35 +293,12 @@ class Potential(torch.nn.Module):
     def evaluate(self, atoms: Atoms, forces: bool = True,
                  warn: bool = True) -> tuple[float, np.ndarray, np.ndarray | None]:
         """Energy (eV), atomic energies (N,) and forces (N, 3) or None for one structure."""
-        symbols = atoms.get_chemical_symbols()
-        elements = sorted(set(symbols))
-        self._check_elements(elements)
-        species = np.array([elements.index(s) for s in symbols])
-        if forces:
-            local = self.descriptor.local_derivatives(atoms)
-            values = local.values
-        else:
-            values = self.descriptor.local(atoms)
-        with torch.no_grad():
-            eps, grad = self.atomic(
-                torch.as_tensor(values, dtype=torch.float64), torch.as_tensor(species), elements,
-                single_species=len(elements) == 1,
-            )
-        eps = eps.numpy()
+        environments = Environments.of(atoms, self, forces)
+        eps, grad = environments.atomic(self)
         energy = float(eps.sum())
         if warn:
-            excess = self.extrapolation(values, species, elements)
-            energy_excess = self.energy_extrapolation(energy / len(atoms), elements)
-            if excess.any() or energy_excess > 0:
-                warnings.warn(
-                    f"extrapolating: {int((excess > 0).sum())} of {len(atoms)} atoms have "
-                    f"fingerprints outside the training range (up to {excess.max():.3g} beyond "
-                    f"+-1 in scaled units); energy per atom beyond the training range by "
-                    f"{energy_excess:.3g} (scaled units)",
-                    ExtrapolationWarning,
-                    stacklevel=2,
-                )
-        return energy, eps, (local.forces(grad.numpy()) if forces else None)
+            warn_if_extrapolating(self, environments, energy)
+        return energy, eps, environments.forces(grad)
 
     def calculator(self, **kwargs) -> "MiladCalculator":
         """This potential as an ASE calculator (``kwargs`` go to :class:`MiladCalculator`)."""
@@ -321,48 +355,153 @@ class Potential(torch.nn.Module):
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | Path) -> None:
         """Weights, scaling, descriptor settings, history, metadata and code version."""
-        from .. import __version__
-        from ..provenance import git_commit
+        write_model_file({**file_header(FORMAT, FORMAT_VERSION), **self._content()}, path)
 
-        record = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "milad_version": __version__,
-            "git": git_commit(),
-            "torch_version": str(torch.__version__),
+    def _content(self) -> dict[str, Any]:
+        """What defines this potential, as a file (or an ensemble's file) stores it."""
+        return {
             "elements": list(self.elements),
             "hidden": list(self.hidden),
             "bias": self.bias,
             "activation": self.activation,
+            "scaling": self.scaling,
             "descriptor": json.dumps(self.descriptor_config),
             "state_dict": self.state_dict(),
+            "input_ranges": {e: [n.range_center, n.range_halfwidth]
+                             for e, n in self.networks.items()},
             "history": json.dumps(self.history, default=float),
             "metadata": json.dumps(self.metadata, default=str),
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".part")
-        torch.save(record, partial)
-        partial.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Potential":
-        """A saved potential (files from before activations were selectable load as tanh)."""
-        record = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(record, dict) and record.get("format") == UNAVAILABLE:
-            raise DataUnavailableError(f"{path}: no potential ({record['reason']})")
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a saved milad potential")
-        if record["format_version"] > FORMAT_VERSION:
-            raise ValueError(f"{path} has format version {record['format_version']}, newer than "
-                             f"this milad reads ({FORMAT_VERSION})")
-        potential = cls(record["elements"], json.loads(record["descriptor"]),
-                        record["hidden"], record["bias"], record.get("activation", "tanh"))
+        """A saved potential (files from before activations and input scalings were
+        selectable load as tanh and range)."""
+        return cls._from_record(read_model_file(path), path)
+
+    @classmethod
+    def _from_record(cls, record: Mapping[str, Any], path: str | Path) -> "Potential":
+        """The potential of a file's ``record`` (read from ``path``)."""
+        check_format(record, FORMAT, FORMAT_VERSION, path)
+        return cls._from_content(record, saved_with(record))
+
+    @classmethod
+    def _from_content(cls, record: Mapping[str, Any], saved: dict[str, Any]) -> "Potential":
+        potential = cls(record["elements"], json.loads(record["descriptor"]), record["hidden"],
+                        record["bias"], record.get("activation", "tanh"),
+                        record.get("scaling", "range"))
         potential.load_state_dict(record["state_dict"])
+        ranges = record.get("input_ranges")
+        for element, network in potential.networks.items():
+            # files without ranges scale by range: the input scaling is the training range
+            center, halfwidth = ranges[element] if ranges is not None else (
+                network.input_center, network.input_halfwidth)
+            network.range_center.copy_(center)
+            network.range_halfwidth.copy_(halfwidth)
         potential.history = json.loads(record["history"])
         potential.metadata = json.loads(record["metadata"])
-        potential.metadata.setdefault("saved_with", {
-            "milad_version": record["milad_version"], "git": record["git"],
-            "torch_version": record["torch_version"],
-        })
+        potential.metadata.setdefault("saved_with", saved)
         return potential
+
+
+def file_header(format: str, version: int) -> dict[str, Any]:
+    """The first entries of a model file: its format and the code that wrote it."""
+    from .. import __version__
+    from ..provenance import git_commit
+
+    return {"format": format, "format_version": version, "milad_version": __version__,
+            "git": git_commit(), "torch_version": str(torch.__version__)}
+
+
+def saved_with(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The code versions recorded in a model file's header."""
+    return {k: record[k] for k in ("milad_version", "git", "torch_version")}
+
+
+def write_model_file(record: dict[str, Any], path: str | Path) -> None:
+    """``torch.save`` of ``record`` to ``path``, atomically (through a ``.part`` file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    torch.save(record, partial)
+    partial.replace(path)
+
+
+def read_model_file(path: str | Path) -> dict[str, Any]:
+    """The record of a model file; DataUnavailableError for a stand-in of
+    :func:`~milad.potential.unavailable.mark_unavailable`."""
+    record = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(record, dict) and record.get("format") == UNAVAILABLE:
+        raise DataUnavailableError(f"{path}: no potential ({record['reason']})")
+    if not isinstance(record, dict) or "format" not in record:
+        raise ValueError(f"{path} is not a saved milad model")
+    return record
+
+
+def check_format(record: Mapping[str, Any], format: str, version: int,
+                 path: str | Path) -> None:
+    """A ValueError unless ``record`` is of ``format`` at a version up to ``version``."""
+    if record["format"] != format:
+        raise ValueError(f"{path} is not a saved {format} (its format is {record['format']!r})")
+    if record["format_version"] > version:
+        raise ValueError(f"{path} has format version {record['format_version']}, newer than "
+                         f"this milad reads ({version})")
+
+
+@dataclass
+class Environments:
+    """The atom-centred environments of one structure as a potential reads them.
+
+    elements: the structure's element symbols, sorted; species (N,) index into them;
+    values (N, K) fingerprints; local: the fingerprints with their pair derivatives (for
+    forces), or None.
+    """
+
+    elements: list[str]
+    species: np.ndarray
+    values: np.ndarray
+    local: LocalFingerprints | None
+
+    @classmethod
+    def of(cls, atoms: Atoms, model: Potential | Ensemble, forces: bool) -> "Environments":
+        """The environments of ``atoms`` under ``model``'s descriptor (with the derivatives
+        when ``forces``); a ValueError for elements the model has no network for."""
+        symbols = atoms.get_chemical_symbols()
+        elements = sorted(set(symbols))
+        model._check_elements(elements)
+        species = np.array([elements.index(s) for s in symbols])
+        local = model.descriptor.local_derivatives(atoms) if forces else None
+        values = local.values if forces else model.descriptor.local(atoms)
+        return cls(elements, species, values, local)
+
+    def atomic(self, potential: Potential) -> tuple[np.ndarray, np.ndarray]:
+        """Atomic energies (N,) eV and d eps / d Phi (N, K) of one potential."""
+        with torch.no_grad():
+            eps, grad = potential.atomic(
+                torch.as_tensor(self.values, dtype=torch.float64), torch.as_tensor(self.species),
+                self.elements, single_species=len(self.elements) == 1,
+            )
+        return eps.numpy(), grad.numpy()
+
+    def forces(self, gradient: np.ndarray) -> np.ndarray | None:
+        """Forces (N, 3) eV/A for dE/dPhi ``gradient`` (N, K); None without derivatives."""
+        return None if self.local is None else self.local.forces(gradient)
+
+
+def warn_if_extrapolating(model: Potential | Ensemble, environments: Environments,
+                          energy: float) -> None:
+    """An :class:`ExtrapolationWarning` (pointing at the caller of ``evaluate``) when a
+    fingerprint or the energy per atom (``energy`` in eV) leaves the training range."""
+    excess = model.extrapolation(environments.values, environments.species,
+                                 environments.elements)
+    n_atoms = len(environments.values)
+    energy_excess = model.energy_extrapolation(energy / n_atoms, environments.elements)
+    if excess.any() or energy_excess > 0:
+        warnings.warn(
+            f"extrapolating: {int((excess > 0).sum())} of {n_atoms} atoms have "
+            f"fingerprints outside the training range (up to {excess.max():.3g} beyond "
+            f"+-1 in scaled units); energy per atom beyond the training range by "
+            f"{energy_excess:.3g} (scaled units)",
+            ExtrapolationWarning,
+            stacklevel=3,
+        )

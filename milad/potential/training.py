@@ -13,21 +13,40 @@ forces in eV/A. Optimisers: full-batch L-BFGS (the paper used BFGS) and mini-bat
 stopping watches the loss on a validation split carved out of the *training* data only
 (:func:`~milad.potential.dataset.validation_split`), and :func:`train_best_of` keeps the best
 of several seeds by that same validation loss.
+
+:func:`train_model` is the one way a potential (or an :class:`~milad.potential.ensemble.Ensemble`)
+is trained from settings; :func:`set_metrics` scores a model on a set, and
+:func:`cross_validation_fold` trains on all folds but one of a training set and scores the
+held-out one (:func:`~milad.potential.dataset.kfold_split`), for choosing settings on training
+data only.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from .dataset import FingerprintSet, TensorSet
+from .dataset import FingerprintSet, TensorSet, kfold_split, validation_split
+from .ensemble import Ensemble
 from .model import Potential
 
-__all__ = ["loss_and_metrics", "train", "train_best_of"]
+__all__ = ["MODEL_SETTINGS", "TRAINING_SETTINGS", "cross_validation_fold", "loss_and_metrics",
+           "set_metrics", "train", "train_best_of", "train_model"]
+
+#: the ``model`` settings of :func:`train_model` and their defaults (the paper's model)
+MODEL_SETTINGS: dict[str, Any] = {"hidden": [32, 32], "bias": False, "activation": "tanh",
+                                  "scaling": "range", "ensemble": 1}
+#: the ``training`` settings of :func:`train_model`, all required (config.yaml
+#: ``potentials.training`` without ``bias`` and ``threads``, plus ``alpha``)
+TRAINING_SETTINGS = ("alpha", "optimizer", "energy_term", "weight_decay", "restarts",
+                     "validation_fraction", "seed", "max_epochs", "patience", "max_minutes",
+                     "lbfgs_iterations", "learning_rate", "batch_size")
+#: ensemble member m trains from seed ``seed + MEMBER_SEED_STRIDE * m``
+MEMBER_SEED_STRIDE = 1000
 
 
 def loss_and_metrics(potential: Potential, data: TensorSet | FingerprintSet, alpha: float,
@@ -226,6 +245,7 @@ def train_best_of(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     activation: str = "tanh",
+    scaling: str = "range",
     **options,
 ) -> Potential:
     """Train ``restarts`` potentials (seeds ``seed``, ``seed + 1``, ...) and keep the one with
@@ -240,7 +260,7 @@ def train_best_of(
         if log and restarts > 1:
             log(f"restart {restart + 1} of {restarts} (seed {run_seed})")
         potential = Potential.for_data(fit, hidden=hidden, bias=bias, seed=run_seed,
-                                       activation=activation)
+                                       activation=activation, scaling=scaling)
         history = potential.fit(fit, validation, seed=run_seed, log=log, **options)
         key = "validation_loss" if validation is not None and len(validation) else "train_loss"
         score = float(history[key][history["best_epoch"][0] - 1])
@@ -254,3 +274,139 @@ def train_best_of(
     if log and restarts > 1:
         log(f"kept seed {potential.metadata['training']['seed']} (lowest {records[0]['score_of']})")
     return potential
+
+
+def _reject_unknown(given: Mapping[str, Any], known: Sequence[str], what: str) -> None:
+    """A ValueError naming the keys of ``given`` not in ``known``."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(known)}")
+
+
+def train_model(data: FingerprintSet, model: Mapping[str, Any], training: Mapping[str, Any],
+                log: Callable[[str], None] | None = None) -> Potential | Ensemble:
+    """Train the potential that the settings ``model`` and ``training`` describe on ``data``.
+
+    ``model``: ``hidden`` layer widths, ``bias``, ``activation``, input ``scaling`` ("range"
+    or "standard") and ``ensemble`` (number of members); missing keys take
+    :data:`MODEL_SETTINGS`. ``training``: every key of :data:`TRAINING_SETTINGS` (meanings in
+    config.yaml ``potentials.training``; ``max_minutes`` caps each fit, i.e. each restart of
+    each member). Unknown or missing keys raise a ValueError.
+
+    A validation split, ``validation_split(data.groups, validation_fraction, seed)``, is
+    carved from ``data`` for early stopping and the choice among restarts. With
+    ``ensemble == 1`` the result is :func:`train_best_of` over ``restarts`` seeds from
+    ``seed``; with n > 1 an :class:`Ensemble` of n such potentials, member m from seed
+    ``seed + 1000 m``. The model's metadata records the settings (``model``, ``settings``,
+    ``alpha``, ``hidden``), ``fit_indices`` and ``validation_indices`` (into ``data``) and
+    ``wall_seconds``.
+    """
+    _reject_unknown(model, list(MODEL_SETTINGS), "model")
+    _reject_unknown(training, TRAINING_SETTINGS, "training")
+    missing = [k for k in TRAINING_SETTINGS if k not in training]
+    if missing:
+        raise ValueError(f"missing training setting(s) {', '.join(missing)}")
+    model = {**MODEL_SETTINGS, **model}
+    n_members = model["ensemble"]
+    if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)) or n_members < 1:
+        raise ValueError(f"ensemble must be a number of members >= 1, got {n_members!r}")
+    seed = int(training["seed"])
+    fit_index, validation_index = validation_split(
+        data.groups, float(training["validation_fraction"]), seed)
+    fit, validation = data.split(fit_index, validation_index)
+    learning_rate = training["learning_rate"]
+    options = dict(
+        restarts=int(training["restarts"]),
+        hidden=[int(h) for h in model["hidden"]],
+        bias=bool(model["bias"]),
+        activation=str(model["activation"]),
+        scaling=str(model["scaling"]),
+        alpha=float(training["alpha"]),
+        optimizer=str(training["optimizer"]),
+        energy_term=str(training["energy_term"]),
+        weight_decay=float(training["weight_decay"]),
+        max_epochs=int(training["max_epochs"]),
+        patience=int(training["patience"]),
+        learning_rate=None if learning_rate is None else float(learning_rate),
+        batch_size=int(training["batch_size"]),
+        lbfgs_iterations=int(training["lbfgs_iterations"]),
+        max_seconds=60 * float(training["max_minutes"]),
+        log=log,
+    )
+    start = time.perf_counter()
+    seeds = [seed + MEMBER_SEED_STRIDE * m for m in range(int(n_members))]
+    members = []
+    for m, member_seed in enumerate(seeds):
+        if log and n_members > 1:
+            log(f"ensemble member {m + 1} of {n_members} (seed {member_seed})")
+        members.append(train_best_of(fit, validation, seed=member_seed, **options))
+    trained = members[0] if n_members == 1 else Ensemble(members)
+    trained.metadata.update(
+        model={**model, "hidden": options["hidden"]},
+        settings=dict(training),
+        alpha=options["alpha"],
+        hidden=options["hidden"],
+        fit_indices=fit_index.tolist(),
+        validation_indices=validation_index.tolist(),
+        wall_seconds=time.perf_counter() - start,
+    )
+    if n_members > 1:
+        trained.metadata["member_seeds"] = seeds
+    return trained
+
+
+def set_metrics(model: Potential | Ensemble, data: FingerprintSet,
+                return_predictions: bool = False,
+                ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Errors of ``model`` on the labelled set ``data``.
+
+    ``n_structures``, ``n_atoms``; ``energy_rmse_meV_per_atom`` and ``energy_mae_meV_per_atom``
+    over structures of (E - E') / N; ``force_rmse_eV_per_A`` and ``force_mae_eV_per_A`` over
+    all force components; ``atoms_extrapolating`` and ``structures_extrapolating``: atoms whose
+    fingerprint leaves the training range and the structures holding one. With
+    ``return_predictions`` also the model's :meth:`predict_set` output.
+    """
+    if len(data) == 0:
+        raise ValueError("no structures to score")
+    predicted = model.predict_set(data)
+    per_atom_error = (predicted["energy"] - data.energy) / data.n_atoms
+    force_error = predicted["forces"] - data.forces
+    excess = model.extrapolation(data.values, data.species, data.elements)
+    metrics = {
+        "n_structures": len(data),
+        "n_atoms": int(len(data.values)),
+        "energy_rmse_meV_per_atom": 1000 * float(np.sqrt(np.mean(per_atom_error**2))),
+        "energy_mae_meV_per_atom": 1000 * float(np.mean(np.abs(per_atom_error))),
+        "force_rmse_eV_per_A": float(np.sqrt(np.mean(force_error**2))),
+        "force_mae_eV_per_A": float(np.mean(np.abs(force_error))),
+        "atoms_extrapolating": int((excess > 0).sum()),
+        "structures_extrapolating": int(len(np.unique(data.structure[excess > 0]))),
+    }
+    return (metrics, predicted) if return_predictions else metrics
+
+
+def cross_validation_fold(data: FingerprintSet, fold: int, n_folds: int, seed: int,
+                          model: Mapping[str, Any], training: Mapping[str, Any],
+                          log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train with :func:`train_model` on all folds of ``data`` but ``fold`` and score both.
+
+    Folds: ``kfold_split(data.groups, n_folds, seed)``; the early-stopping split is carved
+    from the training folds only. Returns ``fold``, ``n_folds``, ``held_out`` and ``fit``
+    (:func:`set_metrics` on the held-out fold and on the structures the weights were fitted
+    to), ``seconds`` (training wall time) and ``n_parameters``.
+    """
+    folds = kfold_split(data.groups, n_folds, seed)
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not (
+            0 <= fold < n_folds):
+        raise ValueError(f"fold must be an integer in [0, {n_folds}), got {fold!r}")
+    training_part, held_out = data.split(*folds[fold])
+    trained = train_model(training_part, model, training, log)
+    return {
+        "fold": int(fold),
+        "n_folds": int(n_folds),
+        "held_out": set_metrics(trained, held_out),
+        "fit": set_metrics(trained, training_part.subset(trained.metadata["fit_indices"])),
+        "seconds": trained.metadata["wall_seconds"],
+        "n_parameters": trained.n_parameters(),
+    }

@@ -3,7 +3,8 @@
 A pipeline keeps a fixed set of outputs per element; when an element's training data are
 missing, its fingerprint set (``.npz``) or model (``.pt``) is replaced by a small stand-in that
 records why. :func:`unavailable_reason` reads that reason back, and the loaders of
-:class:`~milad.potential.dataset.FingerprintSet` and :class:`~milad.potential.model.Potential`
+:class:`~milad.potential.dataset.FingerprintSet`, :class:`~milad.potential.model.Potential`,
+:class:`~milad.potential.ensemble.Ensemble` and :func:`~milad.potential.ensemble.load_model`
 raise :class:`milad.data.DataUnavailableError` with it.
 """
 

@@ -114,3 +114,105 @@ def pot_descriptor(wildcards):
     """Settings of one element's descriptor (``Descriptor.from_dict``): the shared
     ``potentials.descriptor`` block with the element's Table II cutoff."""
     return {**POT["descriptor"], "cutoff": POT["settings"][wildcards.element]["cutoff"]}
+
+
+def pot_paper_settings(element):
+    """Model and training settings of the paper-settings potential of one element
+    (``milad.potential.train_model``): Table II's layers and alpha, the training block."""
+    training = _pot_training(element)
+    model = {"hidden": POT["settings"][element]["hidden"], "bias": training["bias"],
+             "activation": "tanh", "scaling": "range", "ensemble": 1}
+    training = {k: v for k, v in training.items() if k not in ("bias", "threads")}
+    return {"model": model, "training": {**training, "alpha": POT["settings"][element]["alpha"]}}
+
+
+# ---------------------------------------------------------------------- model selection
+SEL = POT["selection"]
+SEL_MODE = SEL[SEL["mode"]]
+SEL_CONFIGURATIONS = list(SEL_MODE["configurations"])
+SEL_FOLDS = list(range(int(SEL_MODE["folds"])))
+
+
+def _check_selection():
+    """Names that must resolve, caught when the workflow is parsed."""
+    problems = []
+    if SEL["baseline"] not in SEL_CONFIGURATIONS:
+        problems.append(f"baseline {SEL['baseline']!r} is not among the {SEL['mode']} configurations")
+    for name in SEL_CONFIGURATIONS:
+        if name not in SEL["configurations"]:
+            problems.append(f"configuration {name!r} is not defined under configurations")
+        elif SEL["configurations"][name]["descriptor"] not in SEL["descriptors"]:
+            problems.append(f"configuration {name!r} uses an undefined descriptor variant")
+    for lever, pair in SEL["ablation"].items():
+        problems += [f"ablation {lever!r}: configuration {c!r} is not defined"
+                     for c in pair if c not in SEL["configurations"]]
+    paper = SEL["descriptors"].get("paper")
+    if paper != {**POT["descriptor"], "cutoff_scales": [1.0]}:
+        problems.append("descriptor variant 'paper' must equal potentials.descriptor with "
+                        "cutoff_scales [1.0] (it names the paper-settings fingerprints)")
+    if problems:
+        raise ValueError("config potentials.selection: " + "; ".join(problems))
+
+
+_check_selection()
+
+
+def pot_fingerprints(element, variant, split):
+    """Fingerprint file of one descriptor variant; the paper's is that of the paper row."""
+    if variant == "paper":
+        return f"results/potentials/{element}/fingerprints_{split}.npz"
+    return f"results/potentials/{element}/variants/{variant}/fingerprints_{split}.npz"
+
+
+def pot_variant_descriptor(element, variant):
+    """``Descriptor.from_dict`` settings of a descriptor variant for one element: one
+    descriptor per cutoff scale (a stack when there are several)."""
+    spec = SEL["descriptors"][variant]
+    cutoff = POT["settings"][element]["cutoff"]
+    parts = [{"n_max": spec["n_max"], "feature": spec["feature"], "sigma": spec.get("sigma"),
+              "cutoff": round(cutoff * scale, 6)} for scale in spec["cutoff_scales"]]
+    return parts[0] if len(parts) == 1 else {"stack": parts}
+
+
+def pot_configuration(element, name):
+    """Everything one selection configuration means for one element: its descriptor variant
+    and settings, and the model and training settings (the element's paper settings, the
+    selection mode's training overrides, then the configuration's own)."""
+    configuration = SEL["configurations"][name]
+    paper = pot_paper_settings(element)
+    training = {**paper["training"], **SEL_MODE["training"], **configuration.get("training", {})}
+    if "alpha" in configuration:
+        training["alpha"] = configuration["alpha"]
+    return {
+        "configuration": name,
+        "variant": configuration["descriptor"],
+        "descriptor": pot_variant_descriptor(element, configuration["descriptor"]),
+        "model": {**paper["model"], **configuration.get("model", {})},
+        "training": training,
+    }
+
+
+def pot_fit_minutes(element, configuration):
+    """Wall-time request (minutes) of one fit of a configuration: every restart of every
+    ensemble member may use its max_minutes, plus fingerprint loading and evaluation."""
+    settings = pot_configuration(element, configuration)
+    fits = settings["training"]["restarts"] * settings["model"]["ensemble"]
+    return int(fits * settings["training"]["max_minutes"]) + 15
+
+
+def pot_cv_records(element=None):
+    """Every fold record of the selection (of one element, or of all)."""
+    return expand("results/potentials/{element}/selection/{configuration}/fold{fold}.json",
+                  element=[element] if element else POT_ELEMENTS,
+                  configuration=SEL_CONFIGURATIONS, fold=SEL_FOLDS)
+
+
+def pot_chosen(element):
+    """The configuration chosen for ``element`` (once its potential_choice checkpoint ran);
+    the baseline where no configuration could be scored (no training data)."""
+    import json
+
+    path = checkpoints.potential_choice.get(element=element).output[0]
+    with open(path) as handle:
+        chosen = json.load(handle)["chosen"].get(element)
+    return pot_configuration(element, chosen or SEL["baseline"])

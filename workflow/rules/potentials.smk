@@ -105,9 +105,7 @@ rule potential_train:
     benchmark:
         "results/benchmarks/potentials/train/{element}.tsv"
     params:
-        alpha=lambda wildcards: POT["settings"][wildcards.element]["alpha"],
-        hidden=lambda wildcards: POT["settings"][wildcards.element]["hidden"],
-        training=lambda wildcards: _pot_training(wildcards.element),
+        settings=lambda wildcards: pot_paper_settings(wildcards.element),
     threads: POT["training"]["threads"]
     resources:
         mem_mb=8000,
@@ -209,6 +207,8 @@ rule table3:
     input:
         inventory="results/potentials/inventory.json",
         metrics=expand("results/potentials/{element}/metrics.json", element=POT_ELEMENTS),
+        tuned=expand("results/potentials/{element}/tuned/metrics.json", element=POT_ELEMENTS),
+        selection="results/tables/potential_selection.csv",
     output:
         md="results/tables/table3.md",
         csv=captioned("results/tables/table3.csv", "table3.rst", "Tables", table="Table III",
@@ -240,6 +240,8 @@ rule si_table1:
     input:
         inventory="results/potentials/inventory.json",
         metrics=expand("results/potentials/{element}/metrics.json", element=POT_ELEMENTS),
+        tuned=expand("results/potentials/{element}/tuned/metrics.json", element=POT_ELEMENTS),
+        selection="results/tables/potential_selection.csv",
     output:
         md="results/tables/si_table1.md",
         csv=captioned("results/tables/si_table1.csv", "si_table1.rst", "Tables",
@@ -294,11 +296,14 @@ rule parity_plots:
 
 
 rule md_nve:
-    """Short NVE molecular dynamics with a trained potential through ASE: energy drift."""
+    """Short NVE molecular dynamics with a trained potential (tuned or the paper settings',
+    potentials.md.model) through ASE: energy drift."""
     input:
         inventory="results/potentials/inventory.json",
         data=f"resources/mlearn/{POT['md']['element']}/training",
-        model=f"results/potentials/{POT['md']['element']}/model.pt",
+        model=(f"results/potentials/{POT['md']['element']}/tuned/model.pt"
+               if POT["md"]["model"] == "tuned"
+               else f"results/potentials/{POT['md']['element']}/model.pt"),
     output:
         json=captioned("results/tables/md_nve.json", "md_nve.rst", "Potentials",
                          figure="NVE run", format="JSON"),

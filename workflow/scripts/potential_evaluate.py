@@ -1,4 +1,5 @@
-"""Snakemake script (rule potential_evaluate): RMSEs and predictions of one potential.
+"""Snakemake script (rules potential_evaluate, potential_evaluate_tuned): RMSEs and
+predictions of one potential (a single network per element or an ensemble).
 
 Subsets: ``fit`` (training structures the weights were fitted to), ``validation`` (held out
 from the training file for early stopping), ``training`` (the whole training file) and
@@ -14,7 +15,7 @@ from milad_job import start_job
 start_job(snakemake, torch_threads=True)  # noqa: F821
 
 import numpy as np  # noqa: E402
-from milad.potential import FingerprintSet, Potential, unavailable_reason  # noqa: E402
+from milad.potential import FingerprintSet, load_model, set_metrics, unavailable_reason  # noqa: E402
 from milad.provenance import provenance  # noqa: E402
 
 element = snakemake.wildcards.element  # noqa: F821
@@ -27,7 +28,7 @@ if reason is not None:
         indent=1) + "\n")
     np.savez(snakemake.output.predictions, unavailable=np.array(reason))  # noqa: F821
     sys.exit(0)
-potential = Potential.load(snakemake.input.model)  # noqa: F821
+potential = load_model(snakemake.input.model)  # noqa: F821
 training = FingerprintSet.load(snakemake.input.training)  # noqa: F821
 subsets = {
     "fit": training.subset(potential.metadata["fit_indices"]),
@@ -43,20 +44,7 @@ metrics, arrays = {}, {}
 for name, data in subsets.items():
     if len(data) == 0:
         continue
-    predicted = potential.predict_set(data)
-    per_atom_error = (predicted["energy"] - data.energy) / data.n_atoms
-    force_error = predicted["forces"] - data.forces
-    excess = potential.extrapolation(data.values, data.species, data.elements)
-    metrics[name] = {
-        "n_structures": len(data),
-        "n_atoms": int(len(data.values)),
-        "energy_rmse_meV_per_atom": 1000 * float(np.sqrt(np.mean(per_atom_error**2))),
-        "energy_mae_meV_per_atom": 1000 * float(np.mean(np.abs(per_atom_error))),
-        "force_rmse_eV_per_A": float(np.sqrt(np.mean(force_error**2))),
-        "force_mae_eV_per_A": float(np.mean(np.abs(force_error))),
-        "atoms_extrapolating": int((excess > 0).sum()),
-        "structures_extrapolating": int(len(np.unique(data.structure[excess > 0]))),
-    }
+    metrics[name], predicted = set_metrics(potential, data, return_predictions=True)
     print(name, metrics[name])
     arrays.update({
         f"{name}_energy_reference": data.energy / data.n_atoms,
@@ -66,18 +54,24 @@ for name, data in subsets.items():
         f"{name}_forces_reference": data.forces,
         f"{name}_forces_predicted": predicted["forces"],
     })
+    if "energy_std" in predicted:
+        arrays[f"{name}_energy_std"] = predicted["energy_std"] / data.n_atoms
+descriptor = potential.descriptor
+parts = getattr(descriptor, "descriptors", [descriptor])
 summary = {
     "element": element,
     "available": True,
     "test_unavailable_reason": test_reason,
     "metrics": metrics,
     "settings": {
-        "cutoff": potential.descriptor_config["cutoff"],
-        "n_max": potential.descriptor_config["n_max"],
-        "n_invariants": potential.descriptor_config["n_invariants"],
+        "cutoff": descriptor.cutoff,
+        "cutoffs": [d.cutoff for d in parts],
+        "n_max": max(d.n_max for d in parts),
+        "n_invariants": len(descriptor),
+        "descriptor": potential.descriptor_config,
         "alpha": potential.metadata.get("alpha"),
-        "hidden": list(potential.hidden),
-        "bias": potential.bias,
+        "hidden": potential.metadata.get("hidden"),
+        "configuration": potential.metadata.get("configuration"),
         "n_weights": potential.n_parameters(),
     },
     "training": potential.metadata.get("training", {}),

@@ -14,7 +14,7 @@ start_job(snakemake, torch_threads=True)  # noqa: F821
 
 from milad.data import read_mlearn  # noqa: E402
 from milad.plots import plot_missing_data, plot_nve  # noqa: E402
-from milad.potential import Potential, run_nve, unavailable_reason  # noqa: E402
+from milad.potential import load_model, run_nve, unavailable_reason  # noqa: E402
 from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
 
 settings = dict(snakemake.params.md)  # noqa: F821
@@ -29,7 +29,7 @@ if reason is not None:
     plot_missing_data(message, [out.png], figsize=(6, 2), fontsize=8)
     lines = ["# NVE molecular dynamics", "", message]
 else:
-    potential = Potential.load(snakemake.input.model)  # noqa: F821
+    potential = load_model(snakemake.input.model)  # noqa: F821
     data_dir = Path(snakemake.input.data)  # noqa: F821
     frames = read_mlearn(data_dir / "training.json")
     aimd = [a for a in frames if a.info.get("group") == "AIMD-NVT"] or frames

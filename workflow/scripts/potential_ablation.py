@@ -1,0 +1,25 @@
+"""Snakemake script (rule ablation): what each lever does to the cross-validation RMSEs."""
+
+import json
+from pathlib import Path
+
+from milad_job import start_job
+
+start_job(snakemake)  # noqa: F821
+
+from milad.plots import plot_ablation  # noqa: E402
+from milad.potential.selection import ablation_markdown, ablation_table, selection_table  # noqa: E402
+from milad.provenance import provenance, write_csv  # noqa: E402
+
+params = snakemake.params  # noqa: F821
+out = snakemake.output  # noqa: F821
+records = [json.loads(Path(path).read_text()) for path in snakemake.input]  # noqa: F821
+table = selection_table(records, baseline=params.baseline, order=params.configurations)
+ablation = ablation_table(table, params.levers)
+record = provenance(snakemake.config, rule=snakemake.rule)  # noqa: F821
+print(ablation.to_string())
+write_csv(ablation, out.csv, record,
+          comments=["Ablation: cross-validation RMSEs over the training files without and with "
+                    "each lever; ratio = with / without (below 1: the lever helps)"])
+Path(out.md).write_text(ablation_markdown(ablation, record=record))
+plot_ablation(ablation, [out.png, out.pdf])
