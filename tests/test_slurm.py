@@ -99,11 +99,12 @@ def test_quick_run_through_slurm_profile(slurm_cluster, tmp_path):
     assert result.returncode == 0, output[-8000:]
 
     # every job that is not a local rule went through sbatch (Snakemake announces local
-    # jobs as "localrule NAME:", the others as "rule NAME:"; the plan can grow after a
-    # checkpoint, so count the announcements rather than the first job table)
+    # jobs as "localrule NAME:" or "localcheckpoint NAME:", the others as "rule NAME:" or
+    # "checkpoint NAME:"; the plan grows after a checkpoint, so count the announcements
+    # rather than the first job table)
     inventory = rule_inventory(str(QUICK_CONFIG))
-    remote = re.findall(r"^\s*rule (\w+):", output, flags=re.M)
-    local = re.findall(r"^\s*localrule (\w+):", output, flags=re.M)
+    remote = re.findall(r"^\s*(?:rule|checkpoint) (\w+):", output, flags=re.M)
+    local = re.findall(r"^\s*local(?:rule|checkpoint) (\w+):", output, flags=re.M)
     assert remote and local, output[-8000:]
     assert not [r for r in remote if inventory[r]["localrule"]]
     assert all(inventory[r]["localrule"] or not inventory[r]["runs"] for r in local)
