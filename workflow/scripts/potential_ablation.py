@@ -7,7 +7,7 @@ from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
-from milad.plots import plot_ablation  # noqa: E402
+from milad.plots import plot_ablation, plot_missing_data  # noqa: E402
 from milad.potential.selection import ablation_markdown, ablation_table, selection_table  # noqa: E402
 from milad.provenance import provenance, write_csv  # noqa: E402
 
@@ -22,4 +22,10 @@ write_csv(ablation, out.csv, record,
           comments=["Ablation: cross-validation RMSEs over the training files without and with "
                     "each lever; ratio = with / without (below 1: the lever helps)"])
 Path(out.md).write_text(ablation_markdown(ablation, record=record))
-plot_ablation(ablation, [out.png, out.pdf])
+if len(ablation):
+    plot_ablation(ablation, [out.png, out.pdf])
+else:  # no element had training data (or no lever both of its configurations): say so
+    unavailable = table.loc[~table["available"].astype(bool), ["element", "reason"]].drop_duplicates()
+    reasons = "; ".join(f"{e}: {r}" for e, r in unavailable.itertuples(index=False))
+    plot_missing_data(f"Ablation: nothing to compare. {reasons or 'No lever has both of its configurations.'}",
+                      [out.png, out.pdf])
