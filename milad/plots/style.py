@@ -1,5 +1,5 @@
-"""What the figures share: saving, and the colours and labels of correlation orders and
-decoding modes (colour-blind safe, Okabe-Ito)."""
+"""What the figures share: saving, the layout of panel grids, and the colours and labels of
+correlation orders and decoding modes (colour-blind safe, Okabe-Ito)."""
 
 from __future__ import annotations
 
