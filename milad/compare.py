@@ -36,6 +36,7 @@ __all__ = [
     "compare",
     "kabsch",
     "best_assignment",
+    "assigned_rmsd",
     "point_group",
     "rdkit_validation",
     "VALIDATION_COLUMNS",
@@ -83,6 +84,16 @@ def _assign(p: np.ndarray, q: np.ndarray, groups: list[tuple[np.ndarray, np.ndar
         r, c = linear_sum_assignment(cost)
         perm[rows[r]] = columns[c]
     return perm
+
+
+def assigned_rmsd(p: np.ndarray, q: np.ndarray) -> float:
+    """RMSD of two (N, 3) point sets in the same frame (no rotation), atoms matched by the
+    assignment of least squared distance."""
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    if p.shape != q.shape:
+        raise ValueError(f"assigned_rmsd needs sets of one shape, got {p.shape}, {q.shape}")
+    perm = _assign(p, q, [(np.arange(len(p)), np.arange(len(q)))])
+    return float(np.sqrt(np.mean(np.sum((p - q[perm]) ** 2, axis=1))))
 
 
 def _principal_frames(p: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from scipy.spatial.transform import Rotation
 from milad.compare import (
     VALIDATION_COLUMNS,
     _random_copy,
+    assigned_rmsd,
     best_assignment,
     compare,
     kabsch,
@@ -246,3 +247,15 @@ def test_rdkit_validation_errors(small):
         rdkit_validation([small[0], small[0]], species=False)
     with pytest.raises(TypeError):
         rdkit_validation(small)  # species must be given
+
+
+def test_assigned_rmsd_matches_atoms_without_rotating():
+    rng = np.random.default_rng(3)
+    p = rng.normal(size=(6, 3))
+    assert assigned_rmsd(p, p[rng.permutation(6)]) == 0.0
+    moved = p + [0.0, 0.0, 0.3]  # a shift is not undone: every atom is 0.3 away
+    assert assigned_rmsd(moved, p[::-1]) == pytest.approx(0.3)
+    rotated = p @ Rotation.from_euler("z", 90, degrees=True).as_matrix().T
+    assert assigned_rmsd(rotated, p) > 0.1  # nor is a rotation
+    with pytest.raises(ValueError, match="shape"):
+        assigned_rmsd(p, p[:5])

@@ -98,8 +98,40 @@ def test_reconstruction_slices_sharpen_on_the_heaviest_atom(tmp_path):
         errors[order] = np.hypot(axis[ix] - oxygen[0], axis[iy] - oxygen[1])
     assert errors[11] < 0.05 < errors[3]  # higher order resolves the heaviest atom
     paths = [tmp_path / "fig2.png", tmp_path / "fig2.pdf"]
-    plot_reconstructions(axis, slices, plane, weights, paths)
+    figure = plot_reconstructions(axis, slices, plane, weights, paths,
+                                  symbols=formaldehyde.get_chemical_symbols())
     assert all(p.stat().st_size > 1000 for p in paths)
+    panels = [ax for ax in figure.axes if ax.collections and ax.get_title().startswith("N = ")]
+    assert [ax.get_title().split(" (")[0] for ax in panels] == ["N = 3", "N = 11"]
+    # one colour bar, shared by the panels: the density over each panel's maximum
+    (bar,) = {c.colorbar for ax in panels for c in ax.collections if c.colorbar is not None}
+    assert bar.ax in figure.axes and "panel maximum" in bar.ax.get_ylabel()
+    assert bar.vmin == pytest.approx(0.05) and bar.vmax == pytest.approx(1.0)
+    assert len(figure.axes) == len(panels) + 1  # no empty axes
+    # a legend for the circles: one entry per species, marker area proportional to weight
+    (legend,) = figure.legends
+    entries = {t.get_text().split()[0]: h for t, h in zip(legend.get_texts(), legend.legend_handles)
+               if "weight" in t.get_text()}
+    assert sorted(entries) == ["C", "H", "O"]
+    sizes = {name: handle.get_markersize() ** 2 for name, handle in entries.items()}
+    for name in ("C", "O"):
+        ratio = weights[formaldehyde.get_chemical_symbols().index(name)] / weights[2]  # H
+        assert sizes[name] / sizes["H"] == pytest.approx(ratio)
+    plt.close(figure)
+    with pytest.raises(ValueError, match="symbols"):
+        plot_reconstructions(axis, slices, plane, weights, symbols=["H"])
+
+
+def test_panel_grid_leaves_no_row_mostly_empty():
+    from milad.plots.style import panel_grid
+
+    assert panel_grid(10) == (2, 5) and panel_grid(6) == (2, 3) and panel_grid(7) == (2, 4)
+    for total in range(1, 30):
+        rows, columns = panel_grid(total)
+        assert columns <= 5 and rows * columns >= total
+        assert total - (rows - 1) * columns >= columns / 2  # last row at least half full
+    with pytest.raises(ValueError):
+        panel_grid(0)
 
 
 # ----------------------------------------------------------------------------------------
@@ -212,13 +244,27 @@ def test_fig5_plots_best_attempt_per_molecule(tmp_path):
     np.testing.assert_allclose(best.get_ydata(), [RMSD_FLOOR, 1e-8, 1e-4, 1e-12])
     np.testing.assert_allclose(line(figure, "best-single").get_ydata(), [1e-12, 1e-3, 1e-2, 1e-7])
     assert best.get_xdata()[0] < line(figure, "best-single").get_xdata()[0]  # side by side
-    labels = [t.get_text() for ax in figure.axes if ax.get_legend()
-              for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for legend in figure.legends for t in legend.get_texts()]
     assert any("3/4 (75%) decoded" in t and "2/4 (50%) every attempt" in t for t in labels)
     assert any("2/4 (50%) decoded" in t and "1/4 (25%) every attempt" in t for t in labels)
-    texts = [t.get_text() for ax in figure.axes for t in ax.texts]
-    assert any("drawn at 1e-16" in t for t in texts)
+    assert any("drawn at 1e-16" in ax.get_xlabel() for ax in figure.axes)
     assert all(ax.get_yscale() == "log" for ax in figure.axes)
+    # the legend covers neither data nor the threshold lines: it lies outside every panel
+    figure.canvas.draw()
+    (legend,) = figure.legends
+    box = legend.get_window_extent()
+    thresholds = [a for ax in figure.axes for a in ax.lines if a.get_gid() == "threshold"]
+    assert len(thresholds) == 2
+    for ax in figure.axes:
+        assert not box.overlaps(ax.get_window_extent())
+        for artist in ax.lines + ax.collections:
+            extent = artist.get_window_extent()
+            assert not (np.all(np.isfinite(extent.get_points())) and box.overlaps(extent))
+    for threshold in thresholds:
+        ax = threshold.axes
+        y = ax.transData.transform((0.0, 1e-6))[1]
+        x0, x1 = ax.get_window_extent().intervalx
+        assert not (box.y0 <= y <= box.y1 and box.x0 <= x1 and box.x1 >= x0)
     plt.close(figure)
 
 
@@ -337,24 +383,34 @@ def test_fig3_peak_finding(tmp_path):
     from ase.build import molecule
     from scipy.spatial.distance import pdist
 
+    from milad.compare import assigned_rmsd
     from milad.descriptor import Descriptor
 
     formaldehyde = molecule("H2CO")  # planar: the figure's plane is the molecular plane
     paths = [tmp_path / "fig3.pdf", tmp_path / "fig3.png"]
     figure = plot_peak_finding(formaldehyde, Descriptor(), paths)
     assert_written(paths)
-    panels = [ax for ax in figure.axes if ax.axison]
-    assert len(panels) == len(formaldehyde) + 1
+    panels = [ax for ax in figure.axes if ax.get_images()]
+    assert [ax.get_gid() for ax in panels] == ["step-1", "step-2", "step-3", "step-4", "peaks",
+                                               "fit"]
+    # no empty axes (the one other is the colour bar) and no mostly-empty row: 2 rows of 3
+    (bar,) = [ax for ax in figure.axes if ax not in panels]
+    assert "reconstruction" in bar.get_ylabel()
+    rows = {round(ax.get_position().y0, 3) for ax in panels}
+    assert len(rows) == 2 and all(sum(round(ax.get_position().y0, 3) == y for ax in panels) == 3
+                                  for y in rows)
 
     def offsets(ax, label):
         (found,) = [c for c in ax.collections if c.get_label() == label]
         return np.asarray(found.get_offsets())
 
-    original = offsets(panels[-1], "original")
+    peaks, fit = panels[-2:]
+    original = offsets(peaks, "original")
+    np.testing.assert_array_equal(offsets(fit, "original"), original)
     np.testing.assert_allclose(np.sort(pdist(original)),
                                np.sort(pdist(formaldehyde.positions)) / 5.0, atol=1e-12)
-    placed = offsets(panels[-1], "placed")
-    picked = np.concatenate([offsets(ax, "picked") for ax in panels[:-1]])
+    placed = offsets(peaks, "placed")
+    picked = np.concatenate([offsets(ax, "picked") for ax in panels[:-2]])
     np.testing.assert_array_equal(picked, placed)
     np.testing.assert_array_equal(offsets(panels[2], "placed"), placed[:2])
     # picks lie on the 31^3 grid and keep r_min = 0.11 apart (exclusion honoured)
@@ -365,9 +421,16 @@ def test_fig3_peak_finding(tmp_path):
     assert np.linalg.norm(original - placed[0], axis=1).min() < 0.1 / 5.0
     exclusion = [p for p in panels[3].patches if p.get_gid() == "excluded"]
     assert len(exclusion) == 3 and all(p.get_radius() == 0.11 for p in exclusion)
+    # the peaks are a start, off by a grid step or more: the title says by how much; the fit
+    # that follows puts the atoms on the original ones (the 2D plot of planar atoms is exact)
+    rmsd = assigned_rmsd(placed, original) * 5.0
+    assert rmsd > 0.05 and f"RMSD to original {rmsd:.2g}" in peaks.get_title()
+    fitted = offsets(fit, "fitted")
+    assert assigned_rmsd(fitted, original) < 1e-6
+    assert float(fit.get_title().split("original ")[1].split()[0]) < 1e-5
     plt.close(figure)
     short = plot_peak_finding(formaldehyde, Descriptor(), n_panels=2)
-    assert len([ax for ax in short.axes if ax.axison]) == 3
+    assert len([ax for ax in short.axes if ax.get_images()]) == 4 == len(short.axes) - 1
     plt.close(short)
     with pytest.raises(ValueError, match="n_panels"):
         plot_peak_finding(formaldehyde, Descriptor(), n_panels=0)

@@ -6,7 +6,7 @@ come from ``milad.completeness``, ``milad.qm9`` and the pipeline's results).
 * :mod:`milad.plots.decoding`: paper Figs. 5, 6, 7 and SI Figs. 1, 2 (QM9 decoding);
 * :mod:`milad.plots.potentials`: parity plots, learning curves, NVE energy trace, the
   ablation of the potentials' levers and the stand-in for missing data;
-* :mod:`milad.plots.style`: saving, colours and labels.
+* :mod:`milad.plots.style`: saving, panel grids, colours and labels.
 
 Every function takes the paths to save to (format from the suffix) and returns the
 matplotlib ``Figure``.

@@ -64,7 +64,8 @@ def _plot_modes(table, modes, paths, threshold, floor, title) -> Figure:
              .sort_values(["n_atoms", "qm9_id"]).reset_index(drop=True))
     position = dict(zip(order["qm9_id"], order.index))
     fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11.0, 4.0), sharey=True, gridspec_kw={"width_ratios": [1, 3]}
+        1, 2, figsize=(11.0, 4.4), sharey=True, gridspec_kw={"width_ratios": [1, 3]},
+        layout="constrained",
     )
     width = 0.5 / len(present)
     every = []
@@ -95,21 +96,25 @@ def _plot_modes(table, modes, paths, threshold, floor, title) -> Figure:
                   gid=f"size-{mode}")
     for panel in (left, right):
         panel.set_yscale("log")
-        panel.axhline(threshold, color="0.3", ls="--", lw=0.8)
+        panel.axhline(threshold, color="0.3", ls="--", lw=0.8, gid="threshold")
     left.annotate(f"threshold {threshold:.0e}", (0.02, threshold),
                   xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points",
                   fontsize=7, color="0.3")
-    _floor_note(right, np.concatenate(every), floor)
+    every = np.concatenate(every)
+    floored = bool(np.any(every[np.isfinite(every)] < floor))
     left.set_xlabel("number of atoms $N_A$")
     left.set_ylabel("fingerprint RMSD, decoded vs original")
     left.set_title("by size: median of best attempts, range of all", fontsize=9)
     groups = order.assign(x=order.index.to_numpy(dtype=float)).groupby("n_atoms")["x"].mean()
     right.set_xticks(groups.to_numpy(dtype=float), [str(n) for n in groups.index], fontsize=7)
-    right.set_xlabel("molecules sorted by number of atoms (tick label: $N_A$)")
+    right.set_xlabel("molecules sorted by number of atoms (tick label: $N_A$)"
+                     + (f"; RMSD below {floor:.0e} (exact zeros too) drawn at {floor:.0e}"
+                        if floored else ""))
     right.set_title("per molecule: marker at the best attempt, bar from best to worst", fontsize=9)
-    right.legend(loc="upper left", fontsize=7, frameon=False)
+    # below the panels: over them it would hide markers or the threshold line
+    fig.legend(*right.get_legend_handles_labels(), loc="outside lower center", fontsize=7,
+               frameon=False, ncol=len(present))
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     save_figure(fig, paths)
     return fig
 
@@ -120,9 +125,9 @@ def plot_decoding(table, paths: Iterable[str | Path] = (), threshold: float = 1e
 
     Needs columns ``qm9_id``, ``n_atoms``, ``mode``, ``fingerprint_rmsd``. A molecule counts
     as decoded when its best attempt is below ``threshold`` and as consistently decoded when
-    every attempt is (legend). Log y axis: values below ``floor`` are drawn at ``floor`` (a
-    note says so). Returns the ``Figure``; the per-molecule marker lines carry
-    ``gid="best-<mode>"``.
+    every attempt is (legend, below the panels). Log y axis: values below ``floor`` are drawn
+    at ``floor`` (the x label says so). Returns the ``Figure``; the per-molecule marker lines
+    carry ``gid="best-<mode>"``, the threshold lines ``gid="threshold"``.
     """
     return _plot_modes(table, ("positions", "single"), paths, threshold, floor,
                        "Decoding from fingerprints (paper Fig. 5)")

@@ -25,7 +25,8 @@ if rule in ("fig2", "fig3"):
             molecule, params.orders, cutoff=float(params.cutoff))
         plots.plot_reconstructions(axis, slices, plane, weights, paths,
                                    title=f"{name}: eq. 14 reconstructions by maximum order N "
-                                         "(paper Fig. 2)")
+                                         "(paper Fig. 2)",
+                                   symbols=molecule.get_chemical_symbols())
     else:
         plain, _ = descriptors(params.descriptor)
         plots.plot_peak_finding(molecule, plain, paths)
