@@ -105,6 +105,23 @@ POT_ELEMENTS = list(POT["elements"])
 POT_SPLITS = ["training", "test"]
 
 
+def mlearn_mirror_sha256(wildcards):
+    """sha256 of the mirror's copy of one mlearn file; None without a mirror or that file."""
+    import hashlib
+
+    if POT["data"]["mirror"] is None:
+        return None
+    path = os.path.join(repo_path(POT["data"]["mirror"]), wildcards.element,
+                        f"{wildcards.split}.json")
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _pot_training(element):
     """Training settings of one element: the shared block with the element's overrides."""
     return {**POT["training"], **POT["settings"][element].get("training", {})}

@@ -3,14 +3,15 @@
 # training, calculator) and milad.data (fetching and checking the data); the scripts only
 # call it and write files.
 #
-#   mlearn_data        per element and split: the mlearn JSON from the mirror or GitHub at the
-#                      pinned commit, sha256-checked, into resources/mlearn/
+#   mlearn_data        per element and split: the mlearn JSON from the copy shipped with milad,
+#                      the mirror or GitHub at the pinned commit, sha256-checked, into
+#                      resources/mlearn/
 #   mlearn_inventory   which files could be had
 #   potential_fingerprints, potential_train, potential_evaluate, potential_figures (per element)
 #   table2, table3, si_table1, parity_plots, md_nve (named targets)
 #
 # The DAG is the same whether or not a file can be had: for an element without training data
-# (Ni and Cu on the shared mirror) every per-element job still runs and writes a stand-in that
+# (Ni and Cu, not shipped with milad, offline) every per-element job still runs and writes a stand-in that
 # says so (milad.potential.mark_unavailable; the figures carry the message), the tables list
 # the element as "missing" with the reason, and every other element is unaffected.
 
@@ -23,7 +24,9 @@ wildcard_constraints:
 
 
 rule mlearn_data:
-    """One mlearn file: from the mirror, else downloaded at the pinned commit; sha256-checked.
+    """One mlearn file: the copy shipped with milad, else the mirror's, else downloaded at the
+    pinned commit; sha256-checked. The mirror file's digest is a param, so that a repaired or
+    replaced mirror file reruns the job.
 
     Never fails for a missing or corrupt file: its manifest says available: false and why.
     """
@@ -35,6 +38,7 @@ rule mlearn_data:
         "results/benchmarks/potentials/mlearn_data/{element}_{split}.tsv"
     params:
         mirror=repo_path(POT["data"]["mirror"]),
+        mirror_sha256=mlearn_mirror_sha256,
         download=POT["data"]["download"],
         sha256=lambda wildcards: POT["data"]["sha256"].get(f"{wildcards.element}/{wildcards.split}"),
     localrule: True

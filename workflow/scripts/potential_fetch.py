@@ -1,4 +1,5 @@
-"""Snakemake script (rule mlearn_data): one mlearn file from the mirror or GitHub, checked.
+"""Snakemake script (rule mlearn_data): one mlearn file from the copy shipped with milad, the
+mirror or GitHub, checked.
 
 Writes ``<output>/<split>.json`` (the verified file) and ``<output>/manifest.json``. A file
 that cannot be had (missing from the mirror and not downloadable, or corrupt) does not fail
@@ -35,6 +36,7 @@ manifest = {
     "url": mlearn_url(element, split),
     "commit": MLEARN_COMMIT,
     "mirror": snakemake.params.mirror,  # noqa: F821
+    "mirror_sha256": snakemake.params.mirror_sha256,  # noqa: F821
     "download_allowed": bool(snakemake.params.download),  # noqa: F821
 }
 with warnings.catch_warnings(record=True) as caught:
