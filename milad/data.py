@@ -61,6 +61,7 @@ __all__ = [
     "fetch_qm9_archive",
     "mlearn_embedded_path",
     "mlearn_url",
+    "missing_data_summary",
     "parse_qm9_xyz",
     "qm9pack_csv_paths",
     "qm9_subset_differences",
@@ -705,6 +706,26 @@ def fetch_mlearn_all(
             except (ChecksumError, DataUnavailableError) as error:
                 errors[(element, split)] = str(error)
     return fetched, errors
+
+
+def missing_data_summary(manifests) -> list[str]:
+    """One line per mlearn file the pipeline could not have, from the ``manifest.json`` files
+    of rule ``mlearn_data`` (``available: false``): the file, why, and what it costs. Paths
+    that do not exist (jobs that did not run) are skipped."""
+    lines = []
+    for path in manifests:
+        path = Path(path)
+        if not path.is_file():
+            continue
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("available", True):
+            continue
+        element, split = manifest["element"], manifest["split"]
+        cost = (f"no {element} potential is trained: its rows and figures say 'missing'"
+                if split == "training" else f"{element} is not evaluated on its test set")
+        lines.append(f"{element} {split} data MISSING ({path.parent}): {manifest['reason']} "
+                     f"-> {cost}")
+    return lines
 
 
 # ---------------------------------------------------------------------- QM9: fetch / mirror

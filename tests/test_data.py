@@ -305,6 +305,23 @@ def test_unshipped_file_says_so(tmp_path):
                      download=False)
 
 
+def test_missing_data_summary_names_each_missing_file(tmp_path):
+    for element, split, available in (("Ni", "training", False), ("Ni", "test", True),
+                                      ("Cu", "test", False)):
+        folder = tmp_path / element / split
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps(
+            {"element": element, "split": split, "available": available, "reason": "why"}))
+    lines = mdata.missing_data_summary(
+        sorted(tmp_path.glob("*/*/manifest.json")) + [tmp_path / "Li" / "training" / "x.json"])
+    assert lines == [
+        f"Cu test data MISSING ({tmp_path / 'Cu' / 'test'}): why -> Cu is not evaluated on its "
+        "test set",
+        f"Ni training data MISSING ({tmp_path / 'Ni' / 'training'}): why -> no Ni potential is "
+        "trained: its rows and figures say 'missing'",
+    ]
+
+
 @pytest.mark.skipif(not SHARED_MIRROR.is_dir(), reason="no shared mlearn mirror on this machine")
 def test_pinned_digests_match_the_shared_mirror():
     """Every file of the shared mirror verifies against milad's pins (and SHA256SUMS)."""

@@ -30,6 +30,11 @@ split = snakemake.wildcards.split  # noqa: F821
 out = Path(snakemake.output[0])  # noqa: F821
 out.mkdir(parents=True, exist_ok=True)
 pin = snakemake.params.sha256  # noqa: F821
+# None for a shipped file (not a param, see the rule): the configured switch, used only when
+# the shipped copy is damaged
+download = snakemake.params.download  # noqa: F821
+if download is None:
+    download = snakemake.config["potentials"]["data"]["download"]  # noqa: F821
 manifest = {
     "element": element,
     "split": split,
@@ -37,14 +42,14 @@ manifest = {
     "commit": MLEARN_COMMIT,
     "mirror": snakemake.params.mirror,  # noqa: F821
     "mirror_sha256": snakemake.params.mirror_sha256,  # noqa: F821
-    "download_allowed": bool(snakemake.params.download),  # noqa: F821
+    "download_allowed": bool(download),
 }
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     try:
         fetched = fetch_mlearn(
             element, split, out / f"{split}.json", mirror=snakemake.params.mirror,  # noqa: F821
-            download=bool(snakemake.params.download),  # noqa: F821
+            download=bool(download),
             expected_sha256=pin if pin else "pinned",
         )
         frames = read_mlearn(fetched.path)
