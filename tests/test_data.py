@@ -231,6 +231,20 @@ def test_shipped_copies_verify_against_the_pins():
     assert "BSD 3-Clause" in (MLEARN_EMBEDDED_DIR / "LICENSE").read_text()
 
 
+def test_package_data_ships_every_data_file():
+    """pyproject.toml's package-data patterns cover every file under milad/data/, so that a
+    non-editable install (a wheel) has the mlearn copies, their licence and digests."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(mdata.__file__).resolve().parent
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["milad"]
+    covered = {path for pattern in patterns for path in root.glob(pattern)}
+    files = {p for p in (root / "data").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert files - covered == set()
+    assert {"LICENSE", "SHA256SUMS", "README.md"} <= {p.name for p in covered}
+
+
 def test_shipped_copy_is_read_and_fetched_offline(tmp_path):
     frames = read_mlearn(MLEARN_EMBEDDED_DIR / "Si" / "test.json.xz")
     assert len(frames) == 25 and set(frames[0].get_chemical_symbols()) == {"Si"}

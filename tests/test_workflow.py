@@ -123,6 +123,37 @@ def test_quick_and_default_configurations_write_apart(tmp_path):
     assert "results/tables/table1.csv" in default_paths  # the default's paths are unchanged
 
 
+def _ni_record(energy: float) -> dict:
+    """A one-atom mlearn record (pymatgen Structure layout)."""
+    return {"structure": {"lattice": {"matrix": [[3.5, 0, 0], [0, 3.5, 0], [0, 0, 3.5]]},
+                          "sites": [{"xyz": [0, 0, 0], "species": [{"element": "Ni"}]}]},
+            "outputs": {"energy": energy, "forces": [[0.0, 0.0, 0.0]]}, "group": "Elastic"}
+
+
+def test_a_replaced_mirror_file_is_fetched_again(tmp_path):
+    """A mirror file's sha256 is a param of mlearn_data: replacing the file reruns the job."""
+    import json
+
+    mirrored = tmp_path / "mirror" / "Ni" / "training.json"
+    mirrored.parent.mkdir(parents=True)
+    mirrored.write_text(json.dumps([_ni_record(-5.0)]))
+    overlay = tmp_path / "mirror.yaml"
+    overlay.write_text(yaml.safe_dump({"potentials": {"data": {"mirror": str(mirrored.parents[1])}}}))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    args = ("resources/mlearn/Ni/training", "--cores", "1",
+            "--configfile", str(QUICK_CONFIG), str(overlay))
+    result = snakemake(workdir, *args)
+    assert result.returncode == 0, output_of(result)
+    manifest = json.loads((workdir / "resources/mlearn/Ni/training/manifest.json").read_text())
+    assert manifest["available"] and manifest["source"] == "mirror"
+    assert "Nothing to be done" in output_of(snakemake(workdir, "--dry-run", *args))
+    mirrored.write_text(json.dumps([_ni_record(-5.0), _ni_record(-5.5)]))  # repaired, say
+    plan = snakemake(workdir, "--dry-run", *args)
+    assert job_counts(plan.stdout) == {"mlearn_data": 1}, output_of(plan)
+    assert "Params have changed" in plan.stdout
+
+
 def test_run_ends_with_a_summary_of_missing_data(tmp_path):
     """The quick configuration lacks Ni's training file (milad does not ship it, downloads
     are off): the run succeeds and its last lines name the file, why, and the smoke test."""

@@ -124,13 +124,6 @@ def mlearn_shipped(wildcards):
     )
 
 
-def mlearn_download(wildcards):
-    """potentials.data.download, as a param of mlearn_data only for a file milad does not ship
-    (None for the others), so that configurations differing only there share the shipped ones
-    in resources/ without rerunning them."""
-    return None if mlearn_shipped(wildcards) else POT["data"]["download"]
-
-
 def mlearn_mirror_sha256(wildcards):
     """sha256 of the mirror's copy of one mlearn file that milad does not ship; None without a
     mirror or that file."""

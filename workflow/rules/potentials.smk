@@ -25,8 +25,11 @@ wildcard_constraints:
 
 rule mlearn_data:
     """One mlearn file: the copy shipped with milad, else the mirror's, else downloaded at the
-    pinned commit; sha256-checked. For a file milad does not ship, the mirror file's digest and
-    the download switch are params, so that a repaired or replaced mirror file reruns the job.
+    pinned commit; sha256-checked. For a file milad does not ship, the mirror file's digest is
+    a param, so that a repaired or replaced mirror file reruns the job. The download switch is
+    not (the script reads it from the configuration): configurations that differ only there
+    share resources/ without rerunning each other's fetches (after switching downloads on,
+    `--forcerun mlearn_data` fetches what was missing).
 
     Never fails for a missing or corrupt file: its manifest says available: false and why.
     """
@@ -39,7 +42,6 @@ rule mlearn_data:
     params:
         mirror=repo_path(POT["data"]["mirror"]),
         mirror_sha256=mlearn_mirror_sha256,
-        download=mlearn_download,
         sha256=lambda wildcards: POT["data"]["sha256"].get(f"{wildcards.element}/{wildcards.split}"),
     localrule: True
     threads: 1

@@ -30,11 +30,8 @@ split = snakemake.wildcards.split  # noqa: F821
 out = Path(snakemake.output[0])  # noqa: F821
 out.mkdir(parents=True, exist_ok=True)
 pin = snakemake.params.sha256  # noqa: F821
-# None for a shipped file (not a param, see the rule): the configured switch, used only when
-# the shipped copy is damaged
-download = snakemake.params.download  # noqa: F821
-if download is None:
-    download = snakemake.config["potentials"]["data"]["download"]  # noqa: F821
+# not a param (see the rule): configurations differing only there share resources/
+download = snakemake.config["potentials"]["data"]["download"]  # noqa: F821
 manifest = {
     "element": element,
     "split": split,
