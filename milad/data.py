@@ -450,7 +450,8 @@ class FetchedFile:
     """Where a fetched file lies and how it got there.
 
     source: ``"embedded"`` (shipped with milad), ``"mirror"``, ``"cache"`` (already at the
-    destination and verified) or ``"download"``; verified: whether the file was checked against a pinned digest (its sha256,
+    destination and verified) or ``"download"``; verified: whether the file was checked
+    against a pinned digest (its sha256,
     or the MD5 its source publishes).
     """
 

@@ -119,7 +119,8 @@ def test_deleting_one_decode_reruns_only_it_and_its_dependents(tmp_path):
     assert set(after) == set(before)
     rewritten = {path for path in before if after[path] != before[path]} | {deleted}
     assert rewritten == {
-        deleted, f"{QUICK_RESULTS}/qm9/decodes/single/{qm9_id}_1.extxyz", f"{QUICK_RESULTS}/qm9/decodes.csv",
+        deleted, f"{QUICK_RESULTS}/qm9/decodes/single/{qm9_id}_1.extxyz",
+        f"{QUICK_RESULTS}/qm9/decodes.csv",
         *(f"{QUICK_RESULTS}/figures/{name}.{ext}" for name in ("fig5", "fig6", "fig7", "si_fig2")
           for ext in ("pdf", "png")),
         *(f"{QUICK_RESULTS}/tables/qm9_summary.{ext}" for ext in ("csv", "md", "html")),

@@ -138,7 +138,8 @@ def test_a_replaced_mirror_file_is_fetched_again(tmp_path):
     mirrored.parent.mkdir(parents=True)
     mirrored.write_text(json.dumps([_ni_record(-5.0)]))
     overlay = tmp_path / "mirror.yaml"
-    overlay.write_text(yaml.safe_dump({"potentials": {"data": {"mirror": str(mirrored.parents[1])}}}))
+    overlay.write_text(
+        yaml.safe_dump({"potentials": {"data": {"mirror": str(mirrored.parents[1])}}}))
     workdir = tmp_path / "run"
     workdir.mkdir()
     args = ("resources/mlearn/Ni/training", "--cores", "1",

@@ -1,6 +1,6 @@
 # Helpers shared by the rules (the Snakefile includes this file first, before the rules):
-# the results folder, configured paths, report entries, descriptor settings, and the configuration of the QM9
-# and potentials parts.
+# the results folder, configured paths, report entries, descriptor settings, and the
+# configuration of the QM9 and potentials parts.
 
 import importlib.util
 import os

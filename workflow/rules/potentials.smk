@@ -11,9 +11,9 @@
 #   table2, table3, si_table1, parity_plots, md_nve (named targets)
 #
 # The DAG is the same whether or not a file can be had: for an element without training data
-# (Ni and Cu, not shipped with milad, offline) every per-element job still runs and writes a stand-in that
-# says so (milad.potential.mark_unavailable; the figures carry the message), the tables list
-# the element as "missing" with the reason, and every other element is unaffected.
+# (Ni and Cu: not shipped with milad; offline) every per-element job still runs and writes a
+# stand-in that says so (milad.potential.mark_unavailable; the figures carry the message), the
+# tables list the element as "missing" with the reason, and every other element is unaffected.
 
 
 
