@@ -451,8 +451,7 @@ class FetchedFile:
 
     source: ``"embedded"`` (shipped with milad), ``"mirror"``, ``"cache"`` (already at the
     destination and verified) or ``"download"``; verified: whether the file was checked
-    against a pinned digest (its sha256,
-    or the MD5 its source publishes).
+    against a pinned digest (its sha256, or the MD5 its source publishes).
     """
 
     path: Path
@@ -470,7 +469,8 @@ def mlearn_url(element: str, split: str, commit: str = MLEARN_COMMIT) -> str:
     )
 
 
-def mlearn_embedded_path(element: str, split: str, folder: str | Path | None = None) -> Path | None:
+def mlearn_embedded_path(element: str, split: str,
+                         folder: str | Path | None = None) -> Path | None:
     """The shipped ``<element>/<split>.json.xz`` (in ``folder``, default
     ``MLEARN_EMBEDDED_DIR``), or ``None`` when milad does not ship that file."""
     _check_mlearn_name(element, split)
@@ -527,7 +527,7 @@ def fetch_mlearn(
     """Put the verified mlearn ``<element>/<split>.json`` at ``destination``.
 
     Order: the copy shipped with milad (``embedded``: ``"shipped"`` is ``MLEARN_EMBEDDED_DIR``,
-    a path another folder of ``<element>/<split>.json.xz``, ``None`` none; pinned commit and
+    a path: another folder of ``<element>/<split>.json.xz``, ``None`` none; pinned commit and
     digest only), decompressed; then a copy in ``mirror`` (``mirror/<element>/<split>.json``)
     when one is configured; then a file already at ``destination`` that verifies; then, when
     ``download`` is true, the raw GitHub file at ``commit`` through ``downloader(url, path)``
