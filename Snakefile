@@ -64,3 +64,13 @@ rule all:
         rules.md_nve.output,
         rules.ablation.output,
         rules.qm9_summary.input,
+
+
+# the run ends with a summary on the terminal: missing data (the run still succeeds) and
+# whether it was a smoke test
+onsuccess:
+    print("\n".join(run_summary()))
+
+
+onerror:
+    print("\n".join(run_summary()))

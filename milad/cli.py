@@ -173,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     fingerprint.add_argument("-o", "--output", required=True, help="output .npy file")
     fingerprint.add_argument("--n-max", type=int, default=7, help="highest Zernike order (default 7)")
     fingerprint.add_argument("--cutoff", type=float, default=5.0, help="cutoff radius in Angstrom (default 5)")
-    fingerprint.add_argument("--species", help="comma-separated species mapped onto weights in [1, 2], e.g. H,C,N,O,F; without it all weights are 1")
+    fingerprint.add_argument(
+        "--species",
+        help="comma-separated species mapped onto weights in [1, 2], e.g. H,C,O,N,F (the "
+             "paper's order, section IV A); without it all weights are 1",
+    )
     fingerprint.add_argument("--feature", choices=["delta", "gaussian"], default="delta")
     fingerprint.add_argument("--sigma", type=float, help="Gaussian width in Angstrom (gaussian feature only)")
     fingerprint.add_argument("--local", action="store_true", help="one fingerprint per atom-centred environment")

@@ -13,9 +13,11 @@ package as ``milad/data/qm9_subset.extxyz``; ``extract_qm9_subset`` regenerates 
 (one ``dsgdb9nsd_<gdb index>.xyz`` file per molecule, read by :func:`read_qm9_xyz`), which
 :func:`fetch_qm9_archive` takes from a local copy or downloads.
 
-The mlearn files are fetched by :func:`fetch_mlearn`: from a local mirror directory when one is
-configured, else from the canonical GitHub repository at the pinned commit ``MLEARN_COMMIT``,
-and always checked against the pinned sha256 digests in ``MLEARN_SHA256``.
+The mlearn files are fetched by :func:`fetch_mlearn`: from the xz-compressed copies shipped in
+``milad/data/mlearn/`` (Li, Mo, Si, Ge training and test; Ni, Cu test), else from a local mirror
+directory when one is configured, else from the canonical GitHub repository at the pinned
+commit ``MLEARN_COMMIT``, and always checked against the pinned sha256 digests in
+``MLEARN_SHA256``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import ast
 import csv
 import hashlib
 import json
+import lzma
 import shutil
 import sys
 import warnings
@@ -40,6 +43,7 @@ from .paper import DECODING_DESCRIPTOR
 __all__ = [
     "MLEARN_COMMIT",
     "MLEARN_ELEMENTS",
+    "MLEARN_EMBEDDED_DIR",
     "MLEARN_REPOSITORY",
     "MLEARN_SHA256",
     "MLEARN_SPLITS",
@@ -55,7 +59,9 @@ __all__ = [
     "fetch_mlearn",
     "fetch_mlearn_all",
     "fetch_qm9_archive",
+    "mlearn_embedded_path",
     "mlearn_url",
+    "missing_data_summary",
     "parse_qm9_xyz",
     "qm9pack_csv_paths",
     "qm9_subset_differences",
@@ -120,13 +126,15 @@ def _record_to_atoms(record: dict, where: str) -> Atoms:
 
 
 def read_mlearn(path: str | Path) -> list[Atoms]:
-    """Structures of one mlearn JSON file as periodic ``ase.Atoms`` with energy and forces."""
+    """Structures of one mlearn JSON file (``.json``, or ``.json.xz`` as shipped) as periodic
+    ``ase.Atoms`` with energy and forces."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"mlearn data file not found: {path}")
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raw = lzma.decompress(path.read_bytes()) if path.suffix == ".xz" else path.read_bytes()
+        records = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, lzma.LZMAError, EOFError) as error:
         raise ValueError(f"mlearn data file {path} is corrupt or truncated: {error}") from error
     if not isinstance(records, list):
         raise ValueError(f"mlearn data file {path} should hold a JSON list of structures")
@@ -425,6 +433,10 @@ MLEARN_SHA256: dict[tuple[str, str], str | None] = {
 }
 
 
+#: Folder of the shipped copies, ``<element>/<split>.json.xz`` (xz of the original bytes).
+MLEARN_EMBEDDED_DIR = DATA_DIR / "mlearn"
+
+
 class ChecksumError(ValueError):
     """A data file whose sha256 differs from the pinned one (corrupt, truncated or replaced)."""
 
@@ -437,9 +449,9 @@ class DataUnavailableError(FileNotFoundError):
 class FetchedFile:
     """Where a fetched file lies and how it got there.
 
-    source: ``"mirror"``, ``"cache"`` (already at the destination and verified) or
-    ``"download"``; verified: whether the file was checked against a pinned digest (its sha256,
-    or the MD5 its source publishes).
+    source: ``"embedded"`` (shipped with milad), ``"mirror"``, ``"cache"`` (already at the
+    destination and verified) or ``"download"``; verified: whether the file was checked
+    against a pinned digest (its sha256, or the MD5 its source publishes).
     """
 
     path: Path
@@ -455,6 +467,15 @@ def mlearn_url(element: str, split: str, commit: str = MLEARN_COMMIT) -> str:
     return (
         f"https://raw.githubusercontent.com/{MLEARN_REPOSITORY}/{commit}/data/{element}/{split}.json"
     )
+
+
+def mlearn_embedded_path(element: str, split: str,
+                         folder: str | Path | None = None) -> Path | None:
+    """The shipped ``<element>/<split>.json.xz`` (in ``folder``, default
+    ``MLEARN_EMBEDDED_DIR``), or ``None`` when milad does not ship that file."""
+    _check_mlearn_name(element, split)
+    path = Path(MLEARN_EMBEDDED_DIR if folder is None else folder) / element / f"{split}.json.xz"
+    return path if path.is_file() else None
 
 
 def _check_mlearn_name(element: str, split: str) -> None:
@@ -501,12 +522,16 @@ def fetch_mlearn(
     expected_sha256: str | None = "pinned",
     commit: str = MLEARN_COMMIT,
     downloader: Callable[[str, Path], None] | None = None,
+    embedded: str | Path | None = "shipped",
 ) -> FetchedFile:
     """Put the verified mlearn ``<element>/<split>.json`` at ``destination``.
 
-    Order: a copy in ``mirror`` (``mirror/<element>/<split>.json``) when one is configured;
-    then a file already at ``destination`` that verifies; then, when ``download`` is true, the
-    raw GitHub file at ``commit`` through ``downloader(url, path)`` (default: urllib).
+    Order: the copy shipped with milad (``embedded``: ``"shipped"`` is ``MLEARN_EMBEDDED_DIR``,
+    a path: another folder of ``<element>/<split>.json.xz``, ``None`` none; pinned commit and
+    digest only), decompressed; then a copy in ``mirror`` (``mirror/<element>/<split>.json``)
+    when one is configured; then a file already at ``destination`` that verifies; then, when
+    ``download`` is true, the raw GitHub file at ``commit`` through ``downloader(url, path)``
+    (default: urllib).
 
     expected_sha256: ``"pinned"`` uses ``MLEARN_SHA256`` (the pinned commit only); ``None``
     accepts any content (a ``UserWarning`` says it was not verified).
@@ -519,12 +544,50 @@ def fetch_mlearn(
     if expected_sha256 == "pinned":
         expected_sha256 = MLEARN_SHA256.get((element, split)) if commit == MLEARN_COMMIT else None
     mirrored = None if mirror is None else Path(mirror) / element / f"{split}.json"
-    return _fetch_file(
+    shipped = None
+    if embedded is not None and commit == MLEARN_COMMIT and expected_sha256 is not None:
+        shipped = mlearn_embedded_path(element, split,
+                                       None if embedded == "shipped" else embedded)
+    earlier, damaged = [], False
+    if shipped is not None:
+        try:
+            return _unpack_embedded(shipped, Path(destination), expected_sha256, what,
+                                    mlearn_url(element, split, commit))
+        except ChecksumError as error:
+            earlier, damaged = [f"the embedded copy {shipped} is corrupt ({error})"], True
+    elif embedded is not None:
+        earlier = ["not shipped with milad"]
+    fetched = _fetch_file(
         what, mlearn_url(element, split, commit), Path(destination), mirrored,
         expected_sha256=expected_sha256, download=download, downloader=downloader,
         pin_hint="pass expected_sha256 to pin it", mirror_name=f"mirror {mirror}",
-        mirror_kind="mirror",
+        mirror_kind="mirror", earlier=earlier, earlier_corrupt=damaged,
     )
+    if damaged:
+        warnings.warn(f"{earlier[0]}; taken from the {fetched.source} instead; reinstall milad",
+                      UserWarning, stacklevel=2)
+    return fetched
+
+
+def _unpack_embedded(shipped: Path, destination: Path, expected: str, what: str,
+                     url: str) -> FetchedFile:
+    """Decompress a shipped ``.json.xz`` to ``destination`` (through a ``.part`` file, kept
+    only once its sha256 equals ``expected``); ``ChecksumError`` when it does not or the xz
+    stream is damaged."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    try:
+        with lzma.open(shipped, "rb") as source, open(partial, "wb") as out:
+            shutil.copyfileobj(source, out)
+        digest = _verify(partial, expected, what)
+    except (lzma.LZMAError, EOFError) as error:
+        partial.unlink(missing_ok=True)
+        raise ChecksumError(f"{what}: {shipped} is not a valid xz file ({error})") from error
+    except ChecksumError:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(destination)
+    return FetchedFile(destination, "embedded", digest, True, url)
 
 
 def _fetch_file(
@@ -540,6 +603,8 @@ def _fetch_file(
     mirror_name: str,
     mirror_kind: str,
     expected_md5: str | None = None,
+    earlier: tuple[str, ...] | list[str] = (),
+    earlier_corrupt: bool = False,
 ) -> FetchedFile:
     """Shared order of ``fetch_mlearn`` and ``fetch_qm9_archive``: the mirrored file when one
     is given, then a verified file already at ``destination``, then a download (written to a
@@ -547,10 +612,12 @@ def _fetch_file(
     that looks finished). Unpinned files (neither ``expected_sha256`` nor ``expected_md5``) are
     accepted with a ``UserWarning`` giving the digest.
     mirror_name names the mirror in that warning; mirror_kind ("mirror", "local copy") in the
-    error messages.
+    error messages. earlier: why sources tried before (the embedded copy) gave nothing; they
+    open the error message; earlier_corrupt: one was corrupt (any failure is then a
+    ``ChecksumError``).
     """
-    problems: list[str] = []
-    corrupt: ChecksumError | None = None
+    problems: list[str] = list(earlier)
+    corrupt: ChecksumError | None = ChecksumError(problems[0]) if earlier_corrupt else None
     pinned = expected_sha256 is not None or expected_md5 is not None
 
     def verify(path: Path) -> str:
@@ -640,6 +707,26 @@ def fetch_mlearn_all(
             except (ChecksumError, DataUnavailableError) as error:
                 errors[(element, split)] = str(error)
     return fetched, errors
+
+
+def missing_data_summary(manifests) -> list[str]:
+    """One line per mlearn file the pipeline could not have, from the ``manifest.json`` files
+    of rule ``mlearn_data`` (``available: false``): the file, why, and what it costs. Paths
+    that do not exist (jobs that did not run) are skipped."""
+    lines = []
+    for path in manifests:
+        path = Path(path)
+        if not path.is_file():
+            continue
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("available", True):
+            continue
+        element, split = manifest["element"], manifest["split"]
+        cost = (f"no {element} potential is trained: its rows and figures say 'missing'"
+                if split == "training" else f"{element} is not evaluated on its test set")
+        lines.append(f"{element} {split} data MISSING ({path.parent}): {manifest['reason']} "
+                     f"-> {cost}")
+    return lines
 
 
 # ---------------------------------------------------------------------- QM9: fetch / mirror

@@ -44,7 +44,7 @@ class SpeciesMap:
 
     @classmethod
     def parse(cls, text: str, weight_range: tuple[float, float] = (1.0, 2.0)) -> "SpeciesMap":
-        """From a comma-separated list such as ``"H,C,N,O,F"``."""
+        """From a comma-separated list such as ``"H,C,O,N,F"``."""
         return cls(tuple(s.strip() for s in text.split(",") if s.strip()), weight_range)
 
     @property

@@ -17,6 +17,7 @@ from milad.provenance import read_csv
 from workflow_support import (
     CLUSTER_SCRIPTS,
     QUICK_CONFIG,
+    QUICK_RESULTS,
     job_counts,
     output_of,
     snakemake,
@@ -46,11 +47,11 @@ def test_generic_cluster_executor_runs_every_job_through_submission(tmp_path):
     exits = sorted(jobs_dir.glob("*.exit"))
     assert len(exits) == submitted
     assert all(path.read_text().strip() == "0" for path in exits)
-    table = read_csv(tmp_path / "results" / "tables" / "table1.csv")
+    table = read_csv(tmp_path / QUICK_RESULTS / "tables" / "table1.csv")
     algebraic = table.set_index(["quantity", "source"]).loc[("algebraically_independent", "milad")]
     l_max = yaml.safe_load(QUICK_CONFIG.read_text())["table1_l_max"]
     assert algebraic.tolist() == [3, 13, 28, 49, 77, 113][: l_max - 1]
-    assert (tmp_path / "results" / "figures" / "fig_completeness.png").stat().st_size > 0
+    assert (tmp_path / QUICK_RESULTS / "figures" / "fig_completeness.png").stat().st_size > 0
 
 
 # ---------------------------------------------------- the Slurm setup script fails clearly

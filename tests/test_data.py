@@ -1,4 +1,5 @@
-"""mlearn data: reading, and the mirror / download / checksum logic of ``fetch_mlearn``.
+"""mlearn data: reading, the shipped copies, and the embedded / mirror / download / checksum
+logic of ``fetch_mlearn``.
 
 No test touches the network: the downloader is always replaced by a fake one, and an autouse
 fixture makes any socket connection fail loudly.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import urllib.error
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from milad import data as mdata
 from milad.data import (
     MLEARN_COMMIT,
     MLEARN_ELEMENTS,
+    MLEARN_EMBEDDED_DIR,
     MLEARN_SHA256,
     MLEARN_SPLITS,
     ChecksumError,
@@ -62,13 +65,20 @@ def _write_json(path: Path, records) -> str:
 
 
 @pytest.fixture
-def pinned(monkeypatch):
-    """Pin digests for synthetic files: ``pinned(element, split, digest)``."""
+def pinned(monkeypatch, tmp_path):
+    """Pin digests for synthetic files: ``pinned(element, split, digest)``; the shipped copies
+    (which cannot match such a pin) are replaced by the empty folder ``tmp_path/embedded``."""
+    (tmp_path / "embedded").mkdir()
+    monkeypatch.setattr(mdata, "MLEARN_EMBEDDED_DIR", tmp_path / "embedded")
 
     def pin(element, split, digest):
         monkeypatch.setitem(MLEARN_SHA256, (element, split), digest)
 
     return pin
+
+
+def _no_download(url, destination):
+    raise AssertionError(f"should not download {url}")
 
 
 def test_read_mlearn_builds_periodic_atoms_with_labels(tmp_path):
@@ -181,7 +191,7 @@ def test_missing_files_give_one_clear_error_per_file(tmp_path):
         calls.append(url)
         raise urllib.error.URLError("no route to host")
 
-    fetched, errors = fetch_mlearn_all(tmp_path / "out", elements=("Ni", "Cu"),
+    fetched, errors = fetch_mlearn_all(tmp_path / "out", elements=("Ni", "Cu"), embedded=None,
                                        mirror=tmp_path / "mirror", downloader=offline)
     assert fetched == {}
     assert set(errors) == {("Ni", "training"), ("Ni", "test"), ("Cu", "training"), ("Cu", "test")}
@@ -201,6 +211,129 @@ def test_some_files_missing_do_not_stop_the_others(tmp_path, pinned):
                                        mirror=tmp_path / "mirror", download=False)
     assert list(fetched) == [("Si", "test")]
     assert list(errors) == [("Si", "training")]
+
+
+def test_shipped_copies_verify_against_the_pins():
+    """Every pinned file but Ni and Cu training ships, xz-compressed; decompressed, each equals
+    its pin, and SHA256SUMS lists exactly those digests."""
+    shipped = {(e, s) for e in MLEARN_ELEMENTS for s in MLEARN_SPLITS
+               if mdata.mlearn_embedded_path(e, s) is not None}
+    assert shipped == {key for key, digest in MLEARN_SHA256.items() if digest is not None}
+    assert ("Ni", "training") not in shipped and ("Li", "training") in shipped
+    for element, split in shipped:
+        raw = lzma.decompress(mdata.mlearn_embedded_path(element, split).read_bytes())
+        assert hashlib.sha256(raw).hexdigest() == MLEARN_SHA256[(element, split)], (element, split)
+    listed = {}
+    for line in (MLEARN_EMBEDDED_DIR / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        listed[(Path(name).parent.name, Path(name).stem)] = digest
+    assert listed == {key: MLEARN_SHA256[key] for key in shipped}
+    assert "BSD 3-Clause" in (MLEARN_EMBEDDED_DIR / "LICENSE").read_text()
+
+
+def test_package_data_ships_every_data_file():
+    """pyproject.toml's package-data patterns cover every file under milad/data/, so that a
+    non-editable install (a wheel) has the mlearn copies, their licence and digests."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(mdata.__file__).resolve().parent
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["milad"]
+    covered = {path for pattern in patterns for path in root.glob(pattern)}
+    files = {p for p in (root / "data").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert files - covered == set()
+    assert {"LICENSE", "SHA256SUMS", "README.md"} <= {p.name for p in covered}
+
+
+def test_shipped_copy_is_read_and_fetched_offline(tmp_path):
+    frames = read_mlearn(MLEARN_EMBEDDED_DIR / "Si" / "test.json.xz")
+    assert len(frames) == 25 and set(frames[0].get_chemical_symbols()) == {"Si"}
+    assert np.all(frames[0].pbc) and frames[0].get_forces().shape == (len(frames[0]), 3)
+    fetched = fetch_mlearn("Si", "test", tmp_path / "test.json", mirror=tmp_path / "none",
+                           downloader=_no_download)
+    assert fetched.source == "embedded" and fetched.verified
+    assert fetched.sha256 == MLEARN_SHA256[("Si", "test")]
+    assert len(read_mlearn(fetched.path)) == 25
+
+
+def _write_xz(path: Path, records) -> str:
+    """A synthetic shipped copy; returns the sha256 of its decompressed bytes."""
+    raw = json.dumps(records).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(lzma.compress(raw))
+    return hashlib.sha256(raw).hexdigest()
+
+
+def test_order_is_embedded_then_mirror_then_download(tmp_path, pinned):
+    digest = _write_xz(tmp_path / "embedded" / "Mo" / "test.json.xz", [_record()])
+    _write_json(tmp_path / "mirror" / "Mo" / "test.json", [_record()])
+    pinned("Mo", "test", digest)
+    urls = []
+
+    def fake_download(url, destination):
+        urls.append(url)
+        Path(destination).write_text(json.dumps([_record()]))
+
+    def fetch():
+        target = tmp_path / "out" / "test.json"
+        target.unlink(missing_ok=True)
+        return fetch_mlearn("Mo", "test", target, mirror=tmp_path / "mirror",
+                            downloader=fake_download).source
+
+    assert fetch() == "embedded" and urls == []
+    (tmp_path / "embedded" / "Mo" / "test.json.xz").unlink()
+    assert fetch() == "mirror" and urls == []
+    (tmp_path / "mirror" / "Mo" / "test.json").unlink()
+    assert fetch() == "download" and urls == [mlearn_url("Mo", "test")]
+
+
+def test_corrupt_shipped_copy_falls_back_with_a_warning(tmp_path, pinned):
+    digest = _write_json(tmp_path / "mirror" / "Li" / "test.json", [_record()])
+    pinned("Li", "test", digest)
+    _write_xz(tmp_path / "embedded" / "Li" / "test.json.xz", [_record(3)])
+    with pytest.warns(UserWarning, match="embedded copy .* is corrupt.*taken from the mirror"):
+        fetched = fetch_mlearn("Li", "test", tmp_path / "out" / "test.json",
+                               mirror=tmp_path / "mirror", downloader=_no_download)
+    assert fetched.source == "mirror"
+
+
+@pytest.mark.parametrize("content", [b"not xz at all", None])
+def test_corrupt_shipped_copy_alone_is_a_clear_error(tmp_path, pinned, content):
+    """A damaged xz stream or wrong content, with no mirror and no download: a ChecksumError
+    naming the shipped file, and nothing left at the destination."""
+    path = tmp_path / "embedded" / "Ge" / "training.json.xz"
+    _write_xz(path, [_record()])
+    if content is not None:
+        path.write_bytes(content)
+    pinned("Ge", "training", "0" * 64)
+    with pytest.raises(ChecksumError, match=r"unavailable: the embedded copy .*Ge/training.json.xz "
+                                            r"is corrupt.*downloads are disabled"):
+        fetch_mlearn("Ge", "training", tmp_path / "out" / "training.json", download=False)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_unshipped_file_says_so(tmp_path):
+    with pytest.raises(DataUnavailableError, match="Cu/training.json is unavailable: not shipped "
+                                                   "with milad; .*downloads are disabled"):
+        fetch_mlearn("Cu", "training", tmp_path / "training.json", mirror=tmp_path / "none",
+                     download=False)
+
+
+def test_missing_data_summary_names_each_missing_file(tmp_path):
+    for element, split, available in (("Ni", "training", False), ("Ni", "test", True),
+                                      ("Cu", "test", False)):
+        folder = tmp_path / element / split
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps(
+            {"element": element, "split": split, "available": available, "reason": "why"}))
+    lines = mdata.missing_data_summary(
+        sorted(tmp_path.glob("*/*/manifest.json")) + [tmp_path / "Li" / "training" / "x.json"])
+    assert lines == [
+        f"Cu test data MISSING ({tmp_path / 'Cu' / 'test'}): why -> Cu is not evaluated on its "
+        "test set",
+        f"Ni training data MISSING ({tmp_path / 'Ni' / 'training'}): why -> no Ni potential is "
+        "trained: its rows and figures say 'missing'",
+    ]
 
 
 @pytest.mark.skipif(not SHARED_MIRROR.is_dir(), reason="no shared mlearn mirror on this machine")

@@ -30,6 +30,7 @@ from milad.data import (
     read_qm9_subset,
     read_qm9_xyz,
 )
+import milad.qm9 as qm9_module
 from milad.qm9 import (
     COLUMNS,
     QM9SubsetMismatch,
@@ -327,7 +328,7 @@ def test_two_mode_needs_the_decoded_positions_of_the_same_molecule(water_decodes
         run_decode(QM9_SUBSET_PATH, 2, "two", 1, tmp_path / "s.extxyz", tmp_path / "r.json")
 
 
-def test_tidy_table_and_summary(water_decodes):
+def test_tidy_table_and_summary(water_decodes, monkeypatch):
     _, records = water_decodes
     extra = dict(records["single"], attempt=2, fingerprint_rmsd=1e-3, success=False)
     table = decodes_table(list(records.values()) + [extra], {2: "C2v"})
@@ -335,10 +336,22 @@ def test_tidy_table_and_summary(water_decodes):
     assert list(table["mode"]) == ["positions", "single", "single", "two"]
     assert set(table["point_group"]) == {"C2v"}
     assert table["species_correct"].isna().tolist() == [True, False, False, False]
-    notes = summary_notes(table, 1e-6)
-    text = "\n".join(notes)
+    # one molecule: not comparable with the paper, no shortfall claimed
+    text = "\n".join(summary_notes(table, 1e-6))
+    assert "Partial run: 1 molecule(s), not comparable with the paper" in text
     assert "not the paper's 77 molecules with 3 attempts" in text
+    assert "FALLS SHORT" not in text and "No shortfall" not in text
+    text = "\n".join(summary_notes(table, 1e-6, smoke_test=True))
+    assert "Smoke test: 1 molecule(s), not comparable with the paper" in text
+    assert "FALLS SHORT" not in text
+    # the paper's full experiment (here: pretended to be this one molecule, two attempts)
+    monkeypatch.setattr(qm9_module, "DECODING_EXPERIMENT",
+                        {**qm9_module.DECODING_EXPERIMENT, "molecules": 1, "attempts": 2})
+    text = "\n".join(summary_notes(table, 1e-6))
     assert "FALLS SHORT OF THE PAPER" in text and "largest decoded 3 atoms vs the paper's 29" in text
+    assert "not comparable" not in text
+    text = "\n".join(summary_notes(table, 1e-6, smoke_test=True))
+    assert "Smoke test" in text and "FALLS SHORT" not in text
 
 
 def test_validation_notes_compare_with_the_paper():

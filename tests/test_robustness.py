@@ -19,6 +19,7 @@ from base64 import urlsafe_b64decode
 
 from workflow_support import (
     QUICK_CONFIG,
+    QUICK_RESULTS,
     SNAKEFILE,
     copy_run,
     job_counts,
@@ -152,7 +153,7 @@ def test_killed_run_resumes_without_losing_finished_jobs(tmp_path):
 def test_deleting_one_output_reruns_only_that_job_and_its_dependents(tmp_path):
     workdir = copy_run(quick_run(), tmp_path / "run")
     before = result_files(workdir)
-    deleted = "results/invariants/zernike_nmax7.comparison.json"
+    deleted = f"{QUICK_RESULTS}/invariants/zernike_nmax7.comparison.json"
     (workdir / deleted).unlink()
 
     plan = snakemake(workdir, "--cores", "2", "--dry-run", *QUICK)
@@ -165,14 +166,14 @@ def test_deleting_one_output_reruns_only_that_job_and_its_dependents(tmp_path):
     assert set(after) == set(before)
     rewritten = {path for path in before if after[path] != before[path]} | {deleted}
     assert rewritten == {deleted} | {
-        f"results/figures/fig_completeness.{ext}" for ext in ("pdf", "png", "csv")
+        f"{QUICK_RESULTS}/figures/fig_completeness.{ext}" for ext in ("pdf", "png", "csv")
     }
 
 
 def test_rerunning_a_finished_target_does_nothing(tmp_path):
     workdir = copy_run(quick_run(), tmp_path / "run")
     before = result_files(workdir)
-    for target in ([], ["table1"], ["fig_completeness"], ["results/tables/table1.csv"]):
+    for target in ([], ["table1"], ["fig_completeness"], [f"{QUICK_RESULTS}/tables/table1.csv"]):
         result = snakemake(workdir, "--cores", "2", *target, *QUICK)
         assert result.returncode == 0, output_of(result)
         assert "Nothing to be done" in output_of(result), (target, output_of(result))
@@ -183,4 +184,4 @@ def test_rerunning_a_finished_target_does_nothing(tmp_path):
     assert job_counts(forced.stdout + forced.stderr) == {"table1": 1}
     after = result_files(workdir)
     changed = {path for path in before if after[path] != before[path]}
-    assert changed == {f"results/tables/table1.{ext}" for ext in ("csv", "md", "html")}
+    assert changed == {f"{QUICK_RESULTS}/tables/table1.{ext}" for ext in ("csv", "md", "html")}

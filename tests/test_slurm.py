@@ -26,6 +26,7 @@ from workflow_support import (
     CLUSTER_SCRIPTS,
     PROFILES,
     QUICK_CONFIG,
+    QUICK_RESULTS,
     job_counts,
     output_of,
     rule_inventory,
@@ -133,7 +134,7 @@ def test_quick_run_through_slurm_profile(slurm_cluster, tmp_path):
     assert len(slurm_logs) == len(submitted)
 
     # the files came back: the quick run's results
-    results = workdir / "results"
+    results = workdir / QUICK_RESULTS
     table = read_csv(results / "tables" / "table1.csv")
     algebraic = table.set_index(["quantity", "source"]).loc[("algebraically_independent", "milad")]
     l_max = yaml.safe_load(QUICK_CONFIG.read_text())["table1_l_max"]

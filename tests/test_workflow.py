@@ -19,6 +19,7 @@ from milad.provenance import read_csv
 from workflow_support import (
     PROFILES,
     QUICK_CONFIG,
+    QUICK_RESULTS,
     ROOT,
     copy_run,
     job_counts,
@@ -36,9 +37,9 @@ REPORTED_FOLDERS = ("results/figures/", "results/tables/")
 TABLE_SUFFIXES = (".csv", ".tsv", ".md", ".json", ".json.gz", ".tex", ".html")
 
 
-def runnable_rules() -> dict[str, dict]:
+def runnable_rules(*configfiles: str) -> dict[str, dict]:
     """Rules that run something (not the aggregating target rules such as `all`)."""
-    return {name: info for name, info in rule_inventory().items() if info["runs"]}
+    return {name: info for name, info in rule_inventory(*configfiles).items() if info["runs"]}
 
 
 # ------------------------------------------------------------------ configuration
@@ -96,6 +97,76 @@ def test_quick_config_is_valid_and_smaller(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "1", "--configfile", str(QUICK_CONFIG))
     assert result.returncode == 0, output_of(result)
     assert job_counts(result.stdout)["generate_invariants"] == 1
+
+
+def _planned_paths(output: str) -> set[str]:
+    """Every output, log and benchmark path of the jobs a dry run lists."""
+    paths = set()
+    for field in re.findall(r"^\s+(?:output|log|benchmark): (.*)$", output, flags=re.M):
+        paths.update(p.strip() for p in field.split(", "))
+    return paths
+
+
+def test_quick_and_default_configurations_write_apart(tmp_path):
+    """Every output, log and benchmark of the quick configuration lies under its results
+    folder (downloads aside, in the shared resources/), and none of the default's does."""
+    assert QUICK_RESULTS == "results/quick"
+    quick = snakemake(tmp_path, "--dry-run", "--cores", "1", "--configfile", str(QUICK_CONFIG))
+    default = snakemake(tmp_path, "--dry-run", "--cores", "1")
+    assert quick.returncode == 0 and default.returncode == 0, output_of(quick) + output_of(default)
+    quick_paths, default_paths = _planned_paths(quick.stdout), _planned_paths(default.stdout)
+    assert len(quick_paths) > 100 and len(default_paths) > len(quick_paths)
+    shared = {p for p in quick_paths if p.startswith("resources/mlearn/")}
+    assert shared and quick_paths - shared == {
+        p for p in quick_paths if p.startswith(QUICK_RESULTS + "/")}
+    assert not [p for p in default_paths if p.startswith(QUICK_RESULTS + "/")]
+    assert "results/tables/table1.csv" in default_paths  # the default's paths are unchanged
+
+
+def _ni_record(energy: float) -> dict:
+    """A one-atom mlearn record (pymatgen Structure layout)."""
+    return {"structure": {"lattice": {"matrix": [[3.5, 0, 0], [0, 3.5, 0], [0, 0, 3.5]]},
+                          "sites": [{"xyz": [0, 0, 0], "species": [{"element": "Ni"}]}]},
+            "outputs": {"energy": energy, "forces": [[0.0, 0.0, 0.0]]}, "group": "Elastic"}
+
+
+def test_a_replaced_mirror_file_is_fetched_again(tmp_path):
+    """A mirror file's sha256 is a param of mlearn_data: replacing the file reruns the job."""
+    import json
+
+    mirrored = tmp_path / "mirror" / "Ni" / "training.json"
+    mirrored.parent.mkdir(parents=True)
+    mirrored.write_text(json.dumps([_ni_record(-5.0)]))
+    overlay = tmp_path / "mirror.yaml"
+    overlay.write_text(
+        yaml.safe_dump({"potentials": {"data": {"mirror": str(mirrored.parents[1])}}}))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    args = ("resources/mlearn/Ni/training", "--cores", "1",
+            "--configfile", str(QUICK_CONFIG), str(overlay))
+    result = snakemake(workdir, *args)
+    assert result.returncode == 0, output_of(result)
+    manifest = json.loads((workdir / "resources/mlearn/Ni/training/manifest.json").read_text())
+    assert manifest["available"] and manifest["source"] == "mirror"
+    assert "Nothing to be done" in output_of(snakemake(workdir, "--dry-run", *args))
+    mirrored.write_text(json.dumps([_ni_record(-5.0), _ni_record(-5.5)]))  # repaired, say
+    plan = snakemake(workdir, "--dry-run", *args)
+    assert job_counts(plan.stdout) == {"mlearn_data": 1}, output_of(plan)
+    assert "Params have changed" in plan.stdout
+
+
+def test_run_ends_with_a_summary_of_missing_data(tmp_path):
+    """The quick configuration lacks Ni's training file (milad does not ship it, downloads
+    are off): the run succeeds and its last lines name the file, why, and the smoke test."""
+    result = snakemake(tmp_path, "mlearn_inventory", "--cores", "1",
+                       "--configfile", str(QUICK_CONFIG))
+    assert result.returncode == 0, output_of(result)
+    summary = result.stdout[result.stdout.index("milad: results under results/quick/"):]
+    assert "SMOKE TEST" in summary and "not a comparison with the paper" in summary
+    assert ("Ni training data MISSING (resources/mlearn/Ni/training): mlearn "
+            "Ni/training.json is unavailable: not shipped with milad; downloads are disabled"
+            ) in summary
+    assert "Si training" not in summary  # Si comes from the copy shipped with milad
 
 
 @pytest.mark.parametrize(
@@ -238,7 +309,7 @@ def test_every_figure_and_table_is_in_the_report_with_a_paper_caption():
 
 def test_quick_run_end_to_end():
     """The quick configuration runs every rule for real through Snakemake."""
-    results = quick_run() / "results"
+    results = quick_run() / QUICK_RESULTS
     l_max = yaml.safe_load(QUICK_CONFIG.read_text())["table1_l_max"]
     columns = [str(l) for l in range(2, l_max + 1)]
 
@@ -261,11 +332,11 @@ def test_quick_run_end_to_end():
 
     for name in ("fig_completeness.pdf", "fig_completeness.png", "fig_completeness.csv"):
         assert (results / "figures" / name).stat().st_size > 0
-    for name, info in runnable_rules().items():
+    for name, info in runnable_rules(str(QUICK_CONFIG)).items():
         if info["wildcards"]:
             continue
         for path in info["log"] + [info["benchmark"]]:
-            assert (results.parent / path).exists(), f"{name}: {path} missing"
+            assert (quick_run() / path).exists(), f"{name}: {path} missing"
 
 
 def test_every_table_records_version_commit_and_config():
@@ -288,15 +359,15 @@ def test_every_table_records_version_commit_and_config():
 
 def test_report_holds_every_figure_and_table(tmp_path):
     workdir = copy_run(quick_run(), tmp_path / "run")
-    result = snakemake(workdir, "--configfile", str(QUICK_CONFIG), "--report", "results/report.html")
+    result = snakemake(workdir, "--configfile", str(QUICK_CONFIG), "--report",
+                       f"{QUICK_RESULTS}/report.html")
     assert result.returncode == 0, output_of(result)
     output = output_of(result)
     # docutils reports broken captions as "(ERROR/3)" or "(WARNING/2)" but carries on
     assert not re.search(r"\((ERROR|WARNING|SEVERE)/\d\)", output), output
-    html = (workdir / "results" / "report.html").read_text()
-    reported = [
-        o["path"] for info in runnable_rules().values() for o in info["outputs"] if o["report"]
-    ]
+    html = (workdir / QUICK_RESULTS / "report.html").read_text()
+    reported = [o["path"] for info in runnable_rules(str(QUICK_CONFIG)).values()
+                for o in info["outputs"] if o["report"]]
     produced = set(result_files(workdir))
     for path in reported:
         if path in produced:

@@ -19,14 +19,19 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "Snakefile"
 QUICK_CONFIG = ROOT / "workflow" / "config" / "quick.yaml"
+#: The quick configuration's results folder (its config key ``results``), relative to a run's
+#: working directory.
+QUICK_RESULTS = yaml.safe_load(QUICK_CONFIG.read_text())["results"]
 PROFILES = ROOT / "profiles"
 CLUSTER_SCRIPTS = ROOT / "workflow" / "cluster"
 
-#: Files under results/ that are bookkeeping, not results.
-BOOKKEEPING = ("results/logs/", "results/benchmarks/", "results/report")
+#: Files under a results folder that are bookkeeping, not results.
+BOOKKEEPING = ("logs/", "benchmarks/", "report")
 
 
 def snakemake(
@@ -82,13 +87,14 @@ def copy_run(source: Path, target: Path) -> Path:
     return target
 
 
-def result_files(workdir: Path) -> dict[str, int]:
-    """{path relative to workdir: mtime in ns} of every result file (not logs, benchmarks)."""
+def result_files(workdir: Path, results: str = QUICK_RESULTS) -> dict[str, int]:
+    """{path relative to workdir: mtime in ns} of every result file (not logs, benchmarks)
+    under the results folder ``results`` (default: the quick configuration's)."""
     files = {}
-    for path in sorted((workdir / "results").rglob("*")):
-        relative = path.relative_to(workdir).as_posix()
-        if path.is_file() and not relative.startswith(BOOKKEEPING):
-            files[relative] = path.stat().st_mtime_ns
+    for path in sorted((workdir / results).rglob("*")):
+        inside = path.relative_to(workdir / results).as_posix()
+        if path.is_file() and not inside.startswith(BOOKKEEPING):
+            files[path.relative_to(workdir).as_posix()] = path.stat().st_mtime_ns
     return files
 
 

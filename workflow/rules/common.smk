@@ -1,10 +1,19 @@
 # Helpers shared by the rules (the Snakefile includes this file first, before the rules):
-# configured paths, report entries, descriptor settings, and the configuration of the QM9
-# and potentials parts.
+# the results folder, configured paths, report entries, descriptor settings, and the
+# configuration of the QM9 and potentials parts.
 
 import importlib.util
 import os
 import re
+
+
+RESULTS = os.path.normpath(config["results"])
+
+
+def results(path):
+    """``path`` under the configured results folder (config key ``results``): every rule's
+    outputs, logs and benchmarks go there, so that configurations do not collide."""
+    return f"{RESULTS}/{path}"
 
 
 def repo_path(path):
@@ -22,7 +31,7 @@ QM9 = config["qm9"]
 QM9_MODES = ["positions", "single", "two"]
 QM9_VALIDATION_KINDS = ["positions", "species"]
 QM9_SHIPPED = os.path.join(workflow.basedir, "milad", "data", "qm9_subset.extxyz")
-QM9_SUBSET = "results/qm9/subset.extxyz"
+QM9_SUBSET = results("qm9/subset.extxyz")
 QM9_ARCHIVE = "resources/qm9/dsgdb9nsd.xyz.tar.bz2"
 # the tidy table also as Parquet, only where pyarrow is installed (milad does not need it)
 QM9_PARQUET = importlib.util.find_spec("pyarrow") is not None
@@ -62,7 +71,7 @@ QM9_ATTEMPTS = list(range(1, int(QM9["attempts"]) + 1))
 
 def _qm9_decodes(suffix, modes=QM9_MODES):
     return expand(
-        "results/qm9/decodes/{mode}/{qm9_id}_{attempt}.{suffix}",
+        results("qm9/decodes/{mode}/{qm9_id}_{attempt}.{suffix}"),
         mode=modes, qm9_id=QM9_IDS, attempt=QM9_ATTEMPTS, suffix=suffix,
     )
 
@@ -73,7 +82,7 @@ def _qm9_decode_input(wildcards):
     inputs = {"subset": QM9_SUBSET}
     if wildcards.mode == "two":
         inputs["positions"] = (
-            f"results/qm9/decodes/positions/{wildcards.qm9_id}_{wildcards.attempt}.extxyz"
+            results(f"qm9/decodes/positions/{wildcards.qm9_id}_{wildcards.attempt}.extxyz")
         )
     return inputs
 
@@ -95,7 +104,7 @@ def _qm9_decode_mem_mb(wildcards):
 
 def _qm9_figure(name, ext, caption, figure):
     """One file of a figure (``ext``: pdf or png), in the report."""
-    return captioned(f"results/figures/{name}.{ext}", caption, "QM9 decoding",
+    return captioned(results(f"figures/{name}.{ext}"), caption, "QM9 decoding",
                        figure=figure, format=ext.upper())
 
 
@@ -103,6 +112,34 @@ def _qm9_figure(name, ext, caption, figure):
 POT = config["potentials"]
 POT_ELEMENTS = list(POT["elements"])
 POT_SPLITS = ["training", "test"]
+
+
+MLEARN_SHIPPED = os.path.join(workflow.basedir, "milad", "data", "mlearn")
+
+
+def mlearn_shipped(wildcards):
+    """Whether milad ships this mlearn file (milad/data/mlearn/<El>/<split>.json.xz)."""
+    return os.path.isfile(
+        os.path.join(MLEARN_SHIPPED, wildcards.element, f"{wildcards.split}.json.xz")
+    )
+
+
+def mlearn_mirror_sha256(wildcards):
+    """sha256 of the mirror's copy of one mlearn file that milad does not ship; None without a
+    mirror or that file."""
+    import hashlib
+
+    if POT["data"]["mirror"] is None or mlearn_shipped(wildcards):
+        return None
+    path = os.path.join(repo_path(POT["data"]["mirror"]), wildcards.element,
+                        f"{wildcards.split}.json")
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _pot_training(element):
@@ -160,8 +197,8 @@ _check_selection()
 def pot_fingerprints(element, variant, split):
     """Fingerprint file of one descriptor variant; the paper's is that of the paper row."""
     if variant == "paper":
-        return f"results/potentials/{element}/fingerprints_{split}.npz"
-    return f"results/potentials/{element}/variants/{variant}/fingerprints_{split}.npz"
+        return results(f"potentials/{element}/fingerprints_{split}.npz")
+    return results(f"potentials/{element}/variants/{variant}/fingerprints_{split}.npz")
 
 
 def pot_variant_descriptor(element, variant):
@@ -202,7 +239,7 @@ def pot_fit_minutes(element, configuration):
 
 def pot_cv_records(element=None):
     """Every fold record of the selection (of one element, or of all)."""
-    return expand("results/potentials/{element}/selection/{configuration}/fold{fold}.json",
+    return expand(results("potentials/{element}/selection/{configuration}/fold{fold}.json"),
                   element=[element] if element else POT_ELEMENTS,
                   configuration=SEL_CONFIGURATIONS, fold=SEL_FOLDS)
 
@@ -216,3 +253,26 @@ def pot_chosen(element):
     with open(path) as handle:
         chosen = json.load(handle)["chosen"].get(element)
     return pot_configuration(element, chosen or SEL["baseline"])
+
+
+# ---------------------------------------------------------------------- end of the run
+def run_summary():
+    """The lines printed when a run ends (Snakefile onsuccess / onerror): where the results
+    are, whether this was a smoke test, and every mlearn file that was missing and why."""
+    from milad.data import missing_data_summary
+
+    lines = [f"milad: results under {RESULTS}/"]
+    if config["smoke_test"]:
+        lines.append(
+            f"SMOKE TEST (smoke_test: true): {len(QM9_IDS)} QM9 molecule(s), at most "
+            f"{POT['data']['max_structures']} structures per mlearn file, short fits; it checks "
+            "that every rule runs, it is not a comparison with the paper."
+        )
+    manifests = expand("resources/mlearn/{element}/{split}/manifest.json",
+                       element=POT_ELEMENTS, split=POT_SPLITS)
+    missing = missing_data_summary(manifests)
+    if missing:
+        lines += missing
+    elif all(os.path.isfile(path) for path in manifests):
+        lines.append("every mlearn file of this configuration was available")
+    return lines

@@ -5,32 +5,32 @@
 rule fig_completeness:
     """Paper Fig. 1 (section II E): Phi_B - Phi_B' for the Pozdnyakov et al. pair."""
     input:
-        invariants=f"results/invariants/zernike_nmax{config['completeness_n_max']}.json.gz",
+        invariants=results(f"invariants/zernike_nmax{config['completeness_n_max']}.json.gz"),
         # only plot with a set that was checked against the shipped one
-        checked=f"results/invariants/zernike_nmax{config['completeness_n_max']}.comparison.json",
+        checked=results(f"invariants/zernike_nmax{config['completeness_n_max']}.comparison.json"),
     output:
         pdf=report(
-            "results/figures/fig_completeness.pdf",
+            results("figures/fig_completeness.pdf"),
             caption="../report/fig_completeness.rst",
             category="Figures",
             labels={"figure": "Fig. 1 completeness", "format": "PDF"},
         ),
         png=report(
-            "results/figures/fig_completeness.png",
+            results("figures/fig_completeness.png"),
             caption="../report/fig_completeness.rst",
             category="Figures",
             labels={"figure": "Fig. 1 completeness", "format": "PNG"},
         ),
         csv=report(
-            "results/figures/fig_completeness.csv",
+            results("figures/fig_completeness.csv"),
             caption="../report/fig_completeness.rst",
             category="Figures",
             labels={"figure": "Fig. 1 completeness", "format": "CSV (data)"},
         ),
     log:
-        "results/logs/fig_completeness.log",
+        results("logs/fig_completeness.log"),
     benchmark:
-        "results/benchmarks/fig_completeness.tsv"
+        results("benchmarks/fig_completeness.tsv")
     params:
         n_max=config["completeness_n_max"],
         tolerance=config["completeness_tolerance"],

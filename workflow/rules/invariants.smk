@@ -5,11 +5,11 @@
 rule generate_invariants:
     """Generate the algebraically independent Zernike invariant set of order n_max from scratch."""
     output:
-        "results/invariants/zernike_nmax{n_max}.json.gz",
+        results("invariants/zernike_nmax{n_max}.json.gz"),
     log:
-        "results/logs/generate_invariants/nmax{n_max}.log",
+        results("logs/generate_invariants/nmax{n_max}.log"),
     benchmark:
-        "results/benchmarks/generate_invariants/nmax{n_max}.tsv"
+        results("benchmarks/generate_invariants/nmax{n_max}.tsv")
     params:
         seed=config["rank_seed"],
     threads: 1
@@ -25,18 +25,18 @@ rule generate_invariants:
 rule compare_invariants:
     """Check that a regenerated set equals the shipped one: same labels, exact coefficients."""
     input:
-        generated="results/invariants/zernike_nmax{n_max}.json.gz",
+        generated=results("invariants/zernike_nmax{n_max}.json.gz"),
     output:
         report=report(
-            "results/invariants/zernike_nmax{n_max}.comparison.json",
+            results("invariants/zernike_nmax{n_max}.comparison.json"),
             caption="../report/invariants.rst",
             category="Invariant sets",
             labels={"n_max": "{n_max}", "file": "comparison with the shipped set"},
         ),
     log:
-        "results/logs/compare_invariants/nmax{n_max}.log",
+        results("logs/compare_invariants/nmax{n_max}.log"),
     benchmark:
-        "results/benchmarks/compare_invariants/nmax{n_max}.tsv"
+        results("benchmarks/compare_invariants/nmax{n_max}.tsv")
     threads: 1
     resources:
         mem_mb=1000,
@@ -52,7 +52,7 @@ rule invariants:
     localrule: True
     input:
         expand(
-            "results/invariants/zernike_nmax{n_max}.comparison.json",
+            results("invariants/zernike_nmax{n_max}.comparison.json"),
             n_max=config["invariant_n_max"],
         ),
 
@@ -61,22 +61,22 @@ rule table1:
     """Paper Table I: all / linearly / algebraically independent invariants per l_max."""
     output:
         csv=report(
-            "results/tables/table1.csv",
+            results("tables/table1.csv"),
             caption="../report/table1.rst",
             category="Tables",
             labels={"table": "Table I", "format": "CSV"},
         ),
-        md="results/tables/table1.md",
+        md=results("tables/table1.md"),
         html=report(
-            "results/tables/table1.html",
+            results("tables/table1.html"),
             caption="../report/table1.rst",
             category="Tables",
             labels={"table": "Table I", "format": "HTML"},
         ),
     log:
-        "results/logs/table1.log",
+        results("logs/table1.log"),
     benchmark:
-        "results/benchmarks/table1.tsv"
+        results("benchmarks/table1.tsv")
     params:
         l_max=config["table1_l_max"],
         n_min=config["table1_n_min"],

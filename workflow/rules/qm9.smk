@@ -42,11 +42,11 @@ rule qm9_subset:
         shipped=QM9_SHIPPED,
     output:
         subset=QM9_SUBSET,
-        manifest="results/qm9/subset.json",
+        manifest=results("qm9/subset.json"),
     log:
-        "results/logs/qm9/subset.log",
+        results("logs/qm9/subset.log"),
     benchmark:
-        "results/benchmarks/qm9/subset.tsv"
+        results("benchmarks/qm9/subset.tsv")
     params:
         source=QM9["source"],
         archive=QM9_ARCHIVE,
@@ -67,11 +67,11 @@ rule qm9_point_groups:
     input:
         QM9_SUBSET,
     output:
-        "results/qm9/point_groups.csv",
+        results("qm9/point_groups.csv"),
     log:
-        "results/logs/qm9/point_groups.log",
+        results("logs/qm9/point_groups.log"),
     benchmark:
-        "results/benchmarks/qm9/point_groups.tsv"
+        results("benchmarks/qm9/point_groups.tsv")
     params:
         molecules=QM9_IDS,
         tolerance=QM9["point_group_tolerance"],
@@ -91,12 +91,12 @@ rule qm9_decode:
     input:
         unpack(_qm9_decode_input),
     output:
-        structure="results/qm9/decodes/{mode}/{qm9_id}_{attempt}.extxyz",
-        record="results/qm9/decodes/{mode}/{qm9_id}_{attempt}.json",
+        structure=results("qm9/decodes/{mode}/{qm9_id}_{attempt}.extxyz"),
+        record=results("qm9/decodes/{mode}/{qm9_id}_{attempt}.json"),
     log:
-        "results/logs/qm9/decode/{mode}/{qm9_id}_{attempt}.log",
+        results("logs/qm9/decode/{mode}/{qm9_id}_{attempt}.log"),
     benchmark:
-        "results/benchmarks/qm9/decode/{mode}/{qm9_id}_{attempt}.tsv"
+        results("benchmarks/qm9/decode/{mode}/{qm9_id}_{attempt}.tsv")
     params:
         seed=QM9["seed"],
         threshold=QM9["threshold"],
@@ -118,11 +118,11 @@ rule qm9_rdkit_validation:
     input:
         QM9_SUBSET,
     output:
-        "results/qm9/rdkit_validation_{kind}.csv",
+        results("qm9/rdkit_validation_{kind}.csv"),
     log:
-        "results/logs/qm9/rdkit_validation_{kind}.log",
+        results("logs/qm9/rdkit_validation_{kind}.log"),
     benchmark:
-        "results/benchmarks/qm9/rdkit_validation_{kind}.tsv"
+        results("benchmarks/qm9/rdkit_validation_{kind}.tsv")
     params:
         molecules=QM9_IDS,
         trials=QM9["rdkit_validation"]["trials"],
@@ -143,14 +143,14 @@ rule qm9_decodes:
     .parquet where pyarrow is installed)."""
     input:
         records=_qm9_decodes("json"),
-        point_groups="results/qm9/point_groups.csv",
+        point_groups=results("qm9/point_groups.csv"),
     output:
-        csv="results/qm9/decodes.csv",
-        parquet="results/qm9/decodes.parquet" if QM9_PARQUET else [],
+        csv=results("qm9/decodes.csv"),
+        parquet=results("qm9/decodes.parquet") if QM9_PARQUET else [],
     log:
-        "results/logs/qm9/decodes.log",
+        results("logs/qm9/decodes.log"),
     benchmark:
-        "results/benchmarks/qm9/decodes.tsv"
+        results("benchmarks/qm9/decodes.tsv")
     params:
         threshold=QM9["threshold"],
     threads: 1
@@ -171,9 +171,9 @@ rule fig2:
         pdf=_qm9_figure("fig2", "pdf", "fig2.rst", "Fig. 2 reconstruction"),
         png=_qm9_figure("fig2", "png", "fig2.rst", "Fig. 2 reconstruction"),
     log:
-        "results/logs/fig2.log",
+        results("logs/fig2.log"),
     benchmark:
-        "results/benchmarks/fig2.tsv"
+        results("benchmarks/fig2.tsv")
     params:
         smiles=QM9["fig2"]["smiles"],
         orders=QM9["fig2"]["orders"],
@@ -196,9 +196,9 @@ rule fig3:
         pdf=_qm9_figure("fig3", "pdf", "fig3.rst", "Fig. 3 peak finding"),
         png=_qm9_figure("fig3", "png", "fig3.rst", "Fig. 3 peak finding"),
     log:
-        "results/logs/fig3.log",
+        results("logs/fig3.log"),
     benchmark:
-        "results/benchmarks/fig3.tsv"
+        results("benchmarks/fig3.tsv")
     params:
         smiles=QM9["fig3"]["smiles"],
         descriptor=QM9["descriptor"],
@@ -215,14 +215,14 @@ rule fig3:
 rule fig5:
     """Paper Fig. 5: fingerprint RMSD of the decodes, positions only and with species."""
     input:
-        "results/qm9/decodes.csv",
+        results("qm9/decodes.csv"),
     output:
         pdf=_qm9_figure("fig5", "pdf", "fig5.rst", "Fig. 5 decoding"),
         png=_qm9_figure("fig5", "png", "fig5.rst", "Fig. 5 decoding"),
     log:
-        "results/logs/fig5.log",
+        results("logs/fig5.log"),
     benchmark:
-        "results/benchmarks/fig5.tsv"
+        results("benchmarks/fig5.tsv")
     params:
         threshold=QM9["threshold"],
     threads: 1
@@ -238,14 +238,14 @@ rule fig5:
 rule fig6:
     """Paper Fig. 6: species from a second fingerprint, next to positions only."""
     input:
-        "results/qm9/decodes.csv",
+        results("qm9/decodes.csv"),
     output:
         pdf=_qm9_figure("fig6", "pdf", "fig6.rst", "Fig. 6 species recovery"),
         png=_qm9_figure("fig6", "png", "fig6.rst", "Fig. 6 species recovery"),
     log:
-        "results/logs/fig6.log",
+        results("logs/fig6.log"),
     benchmark:
-        "results/benchmarks/fig6.tsv"
+        results("benchmarks/fig6.tsv")
     params:
         threshold=QM9["threshold"],
     threads: 1
@@ -261,14 +261,14 @@ rule fig6:
 rule fig7:
     """Paper Fig. 7: proportion of molecules decoded per point group."""
     input:
-        "results/qm9/decodes.csv",
+        results("qm9/decodes.csv"),
     output:
         pdf=_qm9_figure("fig7", "pdf", "fig7.rst", "Fig. 7 point groups"),
         png=_qm9_figure("fig7", "png", "fig7.rst", "Fig. 7 point groups"),
     log:
-        "results/logs/fig7.log",
+        results("logs/fig7.log"),
     benchmark:
-        "results/benchmarks/fig7.tsv"
+        results("benchmarks/fig7.tsv")
     params:
         threshold=QM9["threshold"],
     threads: 1
@@ -284,14 +284,14 @@ rule fig7:
 rule si_fig1:
     """Supplementary Fig. 1: RDKit RMSD and fingerprint RMSD of copies and of pairs."""
     input:
-        expand("results/qm9/rdkit_validation_{kind}.csv", kind=QM9_VALIDATION_KINDS),
+        expand(results("qm9/rdkit_validation_{kind}.csv"), kind=QM9_VALIDATION_KINDS),
     output:
         pdf=_qm9_figure("si_fig1", "pdf", "si_fig1.rst", "SI Fig. 1 RDKit validation"),
         png=_qm9_figure("si_fig1", "png", "si_fig1.rst", "SI Fig. 1 RDKit validation"),
     log:
-        "results/logs/si_fig1.log",
+        results("logs/si_fig1.log"),
     benchmark:
-        "results/benchmarks/si_fig1.tsv"
+        results("benchmarks/si_fig1.tsv")
     threads: 1
     resources:
         mem_mb=2000,
@@ -305,14 +305,14 @@ rule si_fig1:
 rule si_fig2:
     """Supplementary Fig. 2: RDKit RMSD against fingerprint RMSD of the small decodes."""
     input:
-        "results/qm9/decodes.csv",
+        results("qm9/decodes.csv"),
     output:
         pdf=_qm9_figure("si_fig2", "pdf", "si_fig2.rst", "SI Fig. 2 RDKit vs fingerprint"),
         png=_qm9_figure("si_fig2", "png", "si_fig2.rst", "SI Fig. 2 RDKit vs fingerprint"),
     log:
-        "results/logs/si_fig2.log",
+        results("logs/si_fig2.log"),
     benchmark:
-        "results/benchmarks/si_fig2.tsv"
+        results("benchmarks/si_fig2.tsv")
     params:
         threshold=QM9["threshold"],
         max_atoms=QM9["si_fig2_max_atoms"],
@@ -330,18 +330,18 @@ rule qm9_summary_table:
     """The headline decoding numbers per mode and of the RDKit validation beside the paper's
     (milad.paper.DECODING, RDKIT_VALIDATION), saying where this run falls short."""
     input:
-        decodes="results/qm9/decodes.csv",
-        validation=expand("results/qm9/rdkit_validation_{kind}.csv", kind=QM9_VALIDATION_KINDS),
+        decodes=results("qm9/decodes.csv"),
+        validation=expand(results("qm9/rdkit_validation_{kind}.csv"), kind=QM9_VALIDATION_KINDS),
     output:
-        md="results/tables/qm9_summary.md",
-        csv=captioned("results/tables/qm9_summary.csv", "qm9_summary.rst", "Tables",
+        md=results("tables/qm9_summary.md"),
+        csv=captioned(results("tables/qm9_summary.csv"), "qm9_summary.rst", "Tables",
                         table="QM9 decoding summary", format="CSV"),
-        html=captioned("results/tables/qm9_summary.html", "qm9_summary.rst", "Tables",
+        html=captioned(results("tables/qm9_summary.html"), "qm9_summary.rst", "Tables",
                          table="QM9 decoding summary", format="HTML"),
     log:
-        "results/logs/qm9_summary.log",
+        results("logs/qm9_summary.log"),
     benchmark:
-        "results/benchmarks/qm9_summary.tsv"
+        results("benchmarks/qm9_summary.tsv")
     params:
         threshold=QM9["threshold"],
     threads: 1
@@ -370,8 +370,8 @@ rule qm9_summary:
         rules.si_fig1.output,
         rules.si_fig2.output,
         QM9_SUBSET,
-        "results/qm9/point_groups.csv",
+        results("qm9/point_groups.csv"),
         rules.qm9_decodes.output,
         _qm9_decodes("extxyz"),
         _qm9_decodes("json"),
-        expand("results/qm9/rdkit_validation_{kind}.csv", kind=QM9_VALIDATION_KINDS),
+        expand(results("qm9/rdkit_validation_{kind}.csv"), kind=QM9_VALIDATION_KINDS),

@@ -26,11 +26,11 @@ rule potential_variant_fingerprints:
     input:
         "resources/mlearn/{element}/{split}",
     output:
-        "results/potentials/{element}/variants/{variant}/fingerprints_{split}.npz",
+        results("potentials/{element}/variants/{variant}/fingerprints_{split}.npz"),
     log:
-        "results/logs/potentials/fingerprints/{element}_{variant}_{split}.log",
+        results("logs/potentials/fingerprints/{element}_{variant}_{split}.log"),
     benchmark:
-        "results/benchmarks/potentials/fingerprints/{element}_{variant}_{split}.tsv"
+        results("benchmarks/potentials/fingerprints/{element}_{variant}_{split}.tsv")
     params:
         descriptor=lambda wildcards: pot_variant_descriptor(wildcards.element, wildcards.variant),
         max_structures=POT["data"]["max_structures"],
@@ -54,11 +54,11 @@ rule potential_cv:
             "training",
         ),
     output:
-        "results/potentials/{element}/selection/{configuration}/fold{fold}.json",
+        results("potentials/{element}/selection/{configuration}/fold{fold}.json"),
     log:
-        "results/logs/potentials/selection/{element}_{configuration}_{fold}.log",
+        results("logs/potentials/selection/{element}_{configuration}_{fold}.log"),
     benchmark:
-        "results/benchmarks/potentials/selection/{element}_{configuration}_{fold}.tsv"
+        results("benchmarks/potentials/selection/{element}_{configuration}_{fold}.tsv")
     params:
         settings=lambda wildcards: pot_configuration(wildcards.element, wildcards.configuration),
         folds=len(SEL_FOLDS),
@@ -78,11 +78,11 @@ checkpoint potential_choice:
     input:
         lambda wildcards: pot_cv_records(wildcards.element),
     output:
-        "results/potentials/{element}/choice.json",
+        results("potentials/{element}/choice.json"),
     log:
-        "results/logs/potentials/choice/{element}.log",
+        results("logs/potentials/choice/{element}.log"),
     benchmark:
-        "results/benchmarks/potentials/choice/{element}.tsv"
+        results("benchmarks/potentials/choice/{element}.tsv")
     params:
         baseline=SEL["baseline"],
         configurations=SEL_CONFIGURATIONS,
@@ -102,13 +102,13 @@ rule potential_selection:
     input:
         pot_cv_records(),
     output:
-        md="results/tables/potential_selection.md",
-        csv=captioned("results/tables/potential_selection.csv", "potential_selection.rst",
+        md=results("tables/potential_selection.md"),
+        csv=captioned(results("tables/potential_selection.csv"), "potential_selection.rst",
                       "Tables", table="Model selection", format="CSV"),
     log:
-        "results/logs/potential_selection.log",
+        results("logs/potential_selection.log"),
     benchmark:
-        "results/benchmarks/potential_selection.tsv"
+        results("benchmarks/potential_selection.tsv")
     params:
         baseline=SEL["baseline"],
         configurations=SEL_CONFIGURATIONS,
@@ -128,17 +128,17 @@ rule ablation:
     input:
         pot_cv_records(),
     output:
-        md="results/tables/ablation.md",
-        csv=captioned("results/tables/ablation.csv", "ablation.rst", "Tables",
+        md=results("tables/ablation.md"),
+        csv=captioned(results("tables/ablation.csv"), "ablation.rst", "Tables",
                       table="Ablation", format="CSV"),
-        png=captioned("results/figures/potentials/ablation.png", "ablation.rst", "Potentials",
+        png=captioned(results("figures/potentials/ablation.png"), "ablation.rst", "Potentials",
                       figure="ablation", format="PNG"),
-        pdf=captioned("results/figures/potentials/ablation.pdf", "ablation.rst", "Potentials",
+        pdf=captioned(results("figures/potentials/ablation.pdf"), "ablation.rst", "Potentials",
                       figure="ablation", format="PDF"),
     log:
-        "results/logs/ablation.log",
+        results("logs/ablation.log"),
     benchmark:
-        "results/benchmarks/ablation.tsv"
+        results("benchmarks/ablation.tsv")
     params:
         baseline=SEL["baseline"],
         configurations=SEL_CONFIGURATIONS,
@@ -161,14 +161,14 @@ rule potential_train_tuned:
         data=lambda wildcards: pot_fingerprints(
             wildcards.element, pot_chosen(wildcards.element)["variant"], "training"
         ),
-        choice="results/potentials/{element}/choice.json",
+        choice=results("potentials/{element}/choice.json"),
     output:
-        model="results/potentials/{element}/tuned/model.pt",
-        history="results/potentials/{element}/tuned/history.csv",
+        model=results("potentials/{element}/tuned/model.pt"),
+        history=results("potentials/{element}/tuned/history.csv"),
     log:
-        "results/logs/potentials/train/{element}_tuned.log",
+        results("logs/potentials/train/{element}_tuned.log"),
     benchmark:
-        "results/benchmarks/potentials/train/{element}_tuned.tsv"
+        results("benchmarks/potentials/train/{element}_tuned.tsv")
     params:
         settings=lambda wildcards: pot_chosen(wildcards.element),
     threads: POT["training"]["threads"]
@@ -185,7 +185,7 @@ rule potential_train_tuned:
 rule potential_evaluate_tuned:
     """RMSEs of the tuned potential on the fitted, validation and test structures."""
     input:
-        model="results/potentials/{element}/tuned/model.pt",
+        model=results("potentials/{element}/tuned/model.pt"),
         training=lambda wildcards: pot_fingerprints(
             wildcards.element, pot_chosen(wildcards.element)["variant"], "training"
         ),
@@ -193,12 +193,12 @@ rule potential_evaluate_tuned:
             wildcards.element, pot_chosen(wildcards.element)["variant"], "test"
         ),
     output:
-        metrics="results/potentials/{element}/tuned/metrics.json",
-        predictions="results/potentials/{element}/tuned/predictions.npz",
+        metrics=results("potentials/{element}/tuned/metrics.json"),
+        predictions=results("potentials/{element}/tuned/predictions.npz"),
     log:
-        "results/logs/potentials/evaluate/{element}_tuned.log",
+        results("logs/potentials/evaluate/{element}_tuned.log"),
     benchmark:
-        "results/benchmarks/potentials/evaluate/{element}_tuned.tsv"
+        results("benchmarks/potentials/evaluate/{element}_tuned.tsv")
     threads: 1
     resources:
         mem_mb=12000,

@@ -1,4 +1,5 @@
-"""Snakemake script (rule mlearn_data): one mlearn file from the mirror or GitHub, checked.
+"""Snakemake script (rule mlearn_data): one mlearn file from the copy shipped with milad, the
+mirror or GitHub, checked.
 
 Writes ``<output>/<split>.json`` (the verified file) and ``<output>/manifest.json``. A file
 that cannot be had (missing from the mirror and not downloadable, or corrupt) does not fail
@@ -29,20 +30,23 @@ split = snakemake.wildcards.split  # noqa: F821
 out = Path(snakemake.output[0])  # noqa: F821
 out.mkdir(parents=True, exist_ok=True)
 pin = snakemake.params.sha256  # noqa: F821
+# not a param (see the rule): configurations differing only there share resources/
+download = snakemake.config["potentials"]["data"]["download"]  # noqa: F821
 manifest = {
     "element": element,
     "split": split,
     "url": mlearn_url(element, split),
     "commit": MLEARN_COMMIT,
     "mirror": snakemake.params.mirror,  # noqa: F821
-    "download_allowed": bool(snakemake.params.download),  # noqa: F821
+    "mirror_sha256": snakemake.params.mirror_sha256,  # noqa: F821
+    "download_allowed": bool(download),
 }
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     try:
         fetched = fetch_mlearn(
             element, split, out / f"{split}.json", mirror=snakemake.params.mirror,  # noqa: F821
-            download=bool(snakemake.params.download),  # noqa: F821
+            download=bool(download),
             expected_sha256=pin if pin else "pinned",
         )
         frames = read_mlearn(fetched.path)

@@ -24,7 +24,8 @@ table = read_csv(snakemake.input.decodes)  # noqa: F821
 validation = pd.concat([read_csv(p) for p in snakemake.input.validation],  # noqa: F821
                        ignore_index=True)
 summary = decoding_summary(table, threshold)
-notes = summary_notes(table, threshold) + validation_notes(validation)
+smoke_test = snakemake.config["smoke_test"]  # noqa: F821
+notes = summary_notes(table, threshold, smoke_test=smoke_test) + validation_notes(validation)
 record = job_provenance(snakemake)  # noqa: F821
 print(summary.to_string(index=False))
 for line in notes:

@@ -18,7 +18,7 @@ record = job_provenance(
     inputs=[f"{len(records)} decode records results/qm9/decodes/<mode>/<qm9_id>_<attempt>.json",
             snakemake.input.point_groups],  # noqa: F821
 )
-notes = summary_notes(table, threshold)
+notes = summary_notes(table, threshold, smoke_test=snakemake.config["smoke_test"])  # noqa: F821
 for line in notes:
     print(line)
 write_csv(
