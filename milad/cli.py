@@ -10,12 +10,27 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .io import atomic_output, check_output_path
 
 __all__ = ["main"]
 
 
 class CommandError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+class WriteError(Exception):
+    """An output that could not be written (disk full, ...): one line, exit status 1."""
+
+
+def _save(path: Path, write, mode: str = "wb") -> None:
+    """``write(handle)`` into ``path`` atomically; a WriteError naming the file on failure
+    (nothing is left under the name, or what was there stays)."""
+    try:
+        with atomic_output(path, mode) as handle:
+            write(handle)
+    except OSError as error:
+        raise WriteError(f"could not write {path}: {error.strerror or error}") from error
 
 
 def _read_frames(path: str):
@@ -41,15 +56,22 @@ def _descriptor(args):
 
 
 def _fingerprint(args) -> int:
-    frames = _read_frames(args.input)
+    output = check_output_path(args.output, ".npy")
     descriptor = _descriptor(args)
+    frames = _read_frames(args.input)
+    if not frames:
+        raise CommandError(f"{args.input} holds no structures")
+    empty = [i for i, atoms in enumerate(frames) if len(atoms) == 0]
+    if empty:
+        raise CommandError(f"{args.input}: structure {empty[0]} has no atoms "
+                           f"({len(empty)} of {len(frames)} structures are empty)")
     if args.local:
         values = np.concatenate([descriptor.local(atoms) for atoms in frames])
     else:
         values = descriptor.molecules(frames)
-    np.save(args.output, values)
+    _save(output, lambda handle: np.save(handle, values))
     kind = "atom-centred environments" if args.local else "molecules"
-    print(f"{values.shape[0]} {kind} x {values.shape[1]} invariants -> {args.output}")
+    print(f"{values.shape[0]} {kind} x {values.shape[1]} invariants -> {output}")
     return 0
 
 
@@ -82,20 +104,26 @@ def _load_fingerprints(path: str, name: str) -> np.ndarray:
         values = np.load(path, allow_pickle=False)
     except Exception as error:  # numpy raises several types for files that are not .npy
         raise CommandError(f"could not read {path} as a .npy array: {error}") from error
-    values = np.asarray(values, dtype=float)
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise CommandError(f"{path} does not hold numbers: {error}") from error
     if values.ndim == 1:
         values = values[None]
     if values.ndim != 2:
         raise CommandError(f"{path} must hold one fingerprint per row, got shape {values.shape}")
+    if len(values) == 0:
+        raise CommandError(f"{path} holds no fingerprints (0 rows)")
     return values
 
 
 def _decode(args) -> int:
     from ase.io import write
 
-    from .decode import decode
+    from .decode import check_atom_count, decode
     from .descriptor import Descriptor
 
+    output = check_output_path(args.output)
     fingerprints = _load_fingerprints(args.input, "fingerprint")
     positions = _load_fingerprints(args.positions, "positions fingerprint") if args.positions else None
     if positions is not None and positions.shape != fingerprints.shape:
@@ -108,19 +136,48 @@ def _decode(args) -> int:
     if args.attempts < 1:
         raise CommandError(f"--attempts must be at least 1, got {args.attempts}")
     descriptor = Descriptor(n_max=args.n_max, cutoff=args.cutoff, species=args.species or None)
-    frames, failed = [], 0
+    if fingerprints.shape[1] != len(descriptor):
+        raise CommandError(
+            f"{args.input} has {fingerprints.shape[1]} values per row, but the descriptor has "
+            f"{len(descriptor)} invariants: expected a vector of that length (same --n-max?)")
+    for name, values in (("fingerprint", fingerprints), ("positions fingerprint", positions)):
+        if values is not None and not np.all(np.isfinite(values)):
+            rows = np.flatnonzero(~np.all(np.isfinite(values), axis=1))
+            raise CommandError(f"{name} row {rows[0]} contains NaN or infinite values "
+                               f"({len(rows)} row(s) in all)")
+    mode = "positions" if not args.species else ("two" if args.positions else "single")
+    if args.n_atoms is not None:
+        check_atom_count(args.n_atoms, descriptor, mode)
+    elif mode == "single":
+        raise CommandError("--n-atoms is needed when species are encoded in one fingerprint "
+                           "(or give --positions)")
+    frames, failed = [], []
     for row, fingerprint in enumerate(fingerprints):
-        atoms, result = decode(
-            fingerprint, descriptor, args.n_atoms, seed=args.seed, attempts=args.attempts,
-            positions_fingerprint=None if positions is None else positions[row], tol=args.tol,
-        )
+        try:
+            atoms, result = decode(
+                fingerprint, descriptor, args.n_atoms, seed=args.seed, attempts=args.attempts,
+                positions_fingerprint=None if positions is None else positions[row], tol=args.tol,
+            )
+        except ValueError as error:  # this row cannot be decoded: report it, go on
+            failed.append((row, str(error)))
+            print(f"row {row}: FAILED ({error})")
+            continue
+        atoms.info["row"] = row
         frames.append(atoms)
-        failed += not result.success
+        if not result.success:
+            failed.append((row, f"fingerprint RMSD {result.fingerprint_rmsd:.3e} above "
+                                f"{args.tol:g}"))
         status = "success" if result.success else "FAILED"
         print(f"row {row}: {len(atoms)} atoms, fingerprint RMSD {result.fingerprint_rmsd:.3e} "
-              f"{status} ({result.attempts} attempt(s), {result.timings['total']:.1f} s)")
-    write(args.output, frames, format="extxyz")
-    print(f"{len(frames) - failed}/{len(frames)} decoded below {args.tol:g} -> {args.output}")
+              f"{status} ({result.attempts} attempt(s), {result.timings['total']:.1f} s)",
+              flush=True)
+        # every finished row is on disk at once: the file grows by one frame, atomically
+        _save(output, lambda handle: write(handle, frames, format="extxyz"), mode="w")
+    count = len(fingerprints)
+    print(f"{count - len(failed)}/{count} decoded below {args.tol:g} -> "
+          f"{output if frames else 'nothing written'}")
+    if failed:
+        print("failed rows: " + "; ".join(f"{row} ({why})" for row, why in failed))
     return 1 if failed else 0
 
 
@@ -198,8 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="decode molecular fingerprints back to atoms",
         description="Decode every row of a .npy array of molecular fingerprints (as written by "
         "'milad fingerprint' with the same --n-max, --cutoff and --species) back to atomic "
-        "positions, and species with --species, writing all structures to one extxyz file. "
-        "Prints the final fingerprint RMSD of every row; exits 1 when a row stays above --tol.",
+        "positions, and species with --species, writing all structures to one extxyz file "
+        "(rewritten atomically after every row, so finished rows are kept; info 'row' is the "
+        "input row). Prints the final fingerprint RMSD of every row and at the end the rows "
+        "that failed; exits 1 when a row stays above --tol or cannot be decoded.",
     )
     decode.add_argument("input", help=".npy file of fingerprints, one row per molecule")
     decode.add_argument("-o", "--output", required=True, help="output structure file (extxyz)")
@@ -237,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"milad {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except WriteError as error:
+        print(f"milad {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from ase import Atoms
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from .paper import DECODING_DESCRIPTOR
@@ -41,6 +42,10 @@ __all__ = [
     "rdkit_validation",
     "VALIDATION_COLUMNS",
 ]
+
+#: atoms up to which every starting rotation is followed; beyond, the LARGE_STARTS best
+FULL_SEARCH_ATOMS = 100
+LARGE_STARTS = 3
 
 
 @dataclass
@@ -76,11 +81,21 @@ def kabsch(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def _assign(p: np.ndarray, q: np.ndarray, groups: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """perm with ``p[i] <-> q[perm[i]]`` minimising squared distances within each group."""
+    """perm with ``p[i] <-> q[perm[i]]`` minimising squared distances within each group.
+
+    When every atom's strictly nearest partner is a different one, that is the unique optimum
+    (each term is at its minimum) and the Hungarian algorithm is skipped.
+    """
     perm = np.empty(len(p), dtype=np.int64)
     for rows, columns in groups:
         diff = p[rows][:, None, :] - q[columns][None, :, :]
         cost = np.einsum("ijk,ijk->ij", diff, diff)
+        nearest = np.argmin(cost, axis=1)
+        lowest = cost[np.arange(len(rows)), nearest]
+        strict = np.count_nonzero(cost == lowest[:, None], axis=1) == 1
+        if strict.all() and len(np.unique(nearest)) == len(rows):
+            perm[rows] = columns[nearest]
+            continue
         r, c = linear_sum_assignment(cost)
         perm[rows[r]] = columns[c]
     return perm
@@ -115,6 +130,14 @@ def _starting_rotations(p: np.ndarray, q: np.ndarray, n_random: int, rng) -> lis
     return rotations
 
 
+def _nearest_cost(p: np.ndarray, q: np.ndarray, groups, rotation: np.ndarray) -> float:
+    """Sum of squared nearest-partner distances (within groups) after ``rotation``: a lower
+    bound of the assignment cost, from k-d trees in O(N log N)."""
+    rotated = p @ rotation.T
+    return sum(float(np.sum(cKDTree(q[columns]).query(rotated[rows])[0] ** 2))
+               for rows, columns in groups)
+
+
 def best_assignment(
     p: np.ndarray,
     q: np.ndarray,
@@ -123,26 +146,42 @@ def best_assignment(
     n_random: int = 24,
     max_iterations: int = 50,
     seed: int = 0,
+    max_starts: int | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Best (perm, rmsd) over proper rotations for centred point sets ``p`` and ``q`` (N, 3)."""
+    """Best (perm, rmsd) over proper rotations for centred point sets ``p`` and ``q`` (N, 3).
+
+    max_starts: follow only this many starting rotations, those whose nearest-partner cost is
+    lowest; ``None`` follows all of them up to ``FULL_SEARCH_ATOMS`` atoms and
+    ``LARGE_STARTS`` beyond (each start costs Hungarian assignments of N x N matrices).
+    """
     n = len(p)
     if groups is None:
         groups = [(np.arange(n), np.arange(n))]
+    if max_starts is None:
+        max_starts = None if n <= FULL_SEARCH_ATOMS else LARGE_STARTS
     rng = np.random.default_rng(seed)
+    starts = _starting_rotations(p, q, n_random, rng)
+    if max_starts is not None and max_starts < len(starts):
+        scores = [_nearest_cost(p, q, groups, rotation) for rotation in starts]
+        starts = [starts[i] for i in np.argsort(scores, kind="stable")[:max(1, int(max_starts))]]
     best_perm, best_rmsd = None, math.inf
-    seen = set()
-    for rotation in _starting_rotations(p, q, n_random, rng):
+    # every assignment met on any path: a path that reaches one joins an earlier path (the
+    # next rotation depends on the assignment only) and ends where it did, so it stops there
+    visited: set[bytes] = set()
+    for rotation in starts:
         perm = None
         for _ in range(max_iterations):
             new = _assign(p @ rotation.T, q, groups)
             if perm is not None and np.array_equal(new, perm):
                 break
+            if new.tobytes() in visited:
+                perm = None
+                break
+            visited.add(new.tobytes())
             perm = new
             rotation = kabsch(p, q[perm])
-        key = perm.tobytes()
-        if key in seen:
+        if perm is None:
             continue
-        seen.add(key)
         rmsd = float(np.sqrt(np.mean(np.sum((p @ rotation.T - q[perm]) ** 2, axis=1))))
         if rmsd < best_rmsd:
             best_perm, best_rmsd = perm, rmsd

@@ -17,6 +17,7 @@ moments.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -123,6 +124,25 @@ def _image_pairs(positions, shifts, cutoff, fill, centers, neighbors, vectors):
 
 
 _DIRECT_SEARCH_LIMIT = 20_000_000  # atom pairs x images above which ASE's binned search wins
+#: Angstrom: the cutoffs a Descriptor accepts (an atomic environment, not a typo or infinity)
+CUTOFF_RANGE = (0.01, 100.0)
+#: periodic images of the cell a neighbour search may visit (a degenerate, e.g. 1e-9 A thin,
+#: cell would need billions)
+MAX_IMAGES = 1_000_000
+
+
+def check_cutoff(cutoff) -> float:
+    """``cutoff`` as a float if it is a finite radius in :data:`CUTOFF_RANGE` (Angstrom), else
+    a ValueError saying why."""
+    try:
+        value = float(cutoff)
+    except (TypeError, ValueError):
+        raise ValueError(f"cutoff must be a number of Angstrom, got {cutoff!r}") from None
+    low, high = CUTOFF_RANGE
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"cutoff must be a finite radius between {low} and {high} Angstrom, "
+                         f"got {cutoff}")
+    return value
 
 
 def neighbor_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,7 +163,15 @@ def neighbor_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray,
         fractional[:, pbc] %= 1.0
         positions = fractional @ cell
         spacing = 1.0 / np.linalg.norm(inverse, axis=0)  # distances between lattice planes
-        reps = [int(np.ceil(cutoff / spacing[a])) if pbc[a] else 0 for a in range(3)]
+        reps = np.where(pbc, np.ceil(cutoff / spacing), 0)
+        images = float(np.prod(2 * reps + 1))
+        if images > MAX_IMAGES:
+            thin = int(np.argmin(np.where(pbc, spacing, np.inf)))
+            raise ValueError(
+                f"degenerate periodic cell: its lattice planes along cell vector {thin} are "
+                f"{spacing[thin]:.3g} A apart, so a {cutoff} A cutoff would visit {images:.3g} "
+                f"periodic images (at most {MAX_IMAGES:,}); check the cell")
+        reps = [int(r) for r in reps]
         grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in reps], indexing="ij"), -1)
         shifts = grid.reshape(-1, 3) @ cell
     else:
@@ -167,7 +195,8 @@ def centre_on_miniball(positions: np.ndarray) -> tuple[np.ndarray, float]:
     positions = np.asarray(positions, dtype=float)
     if len(positions) == 1:
         return np.zeros((1, 3)), 0.0
-    centre, radius_squared = miniball.get_bounding_ball(positions)
+    # miniball shuffles the points: a fixed generator makes the centre reproducible to the bit
+    centre, radius_squared = miniball.get_bounding_ball(positions, rng=np.random.default_rng(0))
     return positions - centre, float(np.sqrt(radius_squared))
 
 
@@ -197,8 +226,7 @@ class Descriptor:
             widths = list(sigma.values()) if isinstance(sigma, dict) else [sigma]
             if not widths or any(w is None or not float(w) > 0 for w in widths):
                 raise ValueError("the gaussian feature needs positive widths sigma (Angstrom)")
-        if not cutoff > 0:
-            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        check_cutoff(cutoff)
         if isinstance(invariants, (str, Path)):
             invariants = InvariantSet.load(invariants)
         elif invariants is None:
@@ -422,6 +450,10 @@ class Descriptor:
         frames = list(frames)
         if not frames:
             return np.zeros((0, len(self)))
+        empty = [i for i, atoms in enumerate(frames) if len(atoms) == 0]
+        if empty:
+            raise ValueError(f"structure {empty[0]} has no atoms: a fingerprint needs at least "
+                             f"one ({len(empty)} empty structure(s) in all)")
         if centre:
             positions = np.concatenate([self.molecule_positions(a) for a in frames])
         else:

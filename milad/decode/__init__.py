@@ -17,14 +17,15 @@ Success means a fingerprint RMSD between the target and the decoded structure be
 as weights (``species_mode="single"``) or from a second, positions-only fingerprint
 (``species_mode="two"``).
 
-Every random choice comes from ``numpy.random.default_rng((seed, attempt))``. The fits are
-chaotic (which root of the invariant equations is reached), and MINPACK's path through them can
-differ in the last bits between runs (SciPy's LM is not bitwise reproducible here), so the same
-seed usually but not always gives the same structure.
+Every random choice comes from ``numpy.random.default_rng((seed, attempt))`` and the fits run
+with one BLAS thread and a deterministic solver (:func:`~milad.decode.loss.solve_lm`), so the
+same fingerprint, settings and seed give a bitwise-identical structure on the same machine and
+software. The fits are chaotic (which root of the invariant equations is reached), so another
+BLAS, CPU or library version may reach a different, equally valid, structure.
 """
 
 from .algorithm1 import moments_from_invariants
-from .api import SPECIES_MODES, DecodeResult, count_atoms, decode
+from .api import SPECIES_MODES, DecodeResult, check_atom_count, count_atoms, decode
 from .loss import RepulsionTerm
 from .placement import atoms_from_moments, peak_find
 from .space import MomentSpace, moment_space
@@ -35,6 +36,7 @@ __all__ = [
     "MomentSpace",
     "RepulsionTerm",
     "atoms_from_moments",
+    "check_atom_count",
     "count_atoms",
     "decode",
     "moment_space",

@@ -10,30 +10,22 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
+from threadpoolctl import threadpool_limits
 
 from ..descriptor import Descriptor
 from .loss import RepulsionTerm
 from .search import Candidate, SearchProblem, species_from_positions
 from .space import moment_space
 
-__all__ = ["SPECIES_MODES", "DecodeResult", "count_atoms", "decode"]
+__all__ = ["SPECIES_MODES", "DecodeResult", "check_atom_count", "count_atoms", "decode"]
 
 SPECIES_MODES = ("positions", "single", "two")
 OUTSIDE_TOLERANCE = 1e-3  # cutoff units an already-decoded atom may lie outside the sphere
 
-try:  # the fits make many small BLAS calls: extra BLAS threads only contend on shared cores
-    from threadpoolctl import threadpool_limits as _threadpool_limits
-except ImportError:  # pragma: no cover - optional
-    _threadpool_limits = None
-
-
-def _single_threaded_blas():
-    return _threadpool_limits(1) if _threadpool_limits is not None else nullcontext()
 
 
 @dataclass
@@ -80,6 +72,26 @@ def count_atoms(fingerprint: np.ndarray, descriptor: Descriptor, tol: float = 1e
             "whole number of unit-weight atoms: is it a fingerprint with species? (pass n_atoms)"
         )
     return int(count)
+
+
+def check_atom_count(n_atoms: int, descriptor: Descriptor, species_mode: str = "positions") -> int:
+    """``n_atoms`` if a fingerprint of ``descriptor`` can pin that many atoms, else a ValueError
+    with the reason, before any work: N atoms have 3N - 3 coordinates up to a rotation (plus
+    N weights when species are fitted from one fingerprint, ``species_mode="single"``), and
+    a fingerprint of K invariants fixes at most K unknowns."""
+    if isinstance(n_atoms, bool) or not isinstance(n_atoms, (int, np.integer)):
+        raise ValueError(f"n_atoms must be an integer, got {n_atoms!r}")
+    if n_atoms < 1:
+        raise ValueError(f"n_atoms must be at least 1, got {n_atoms}")
+    per_atom = 4 if species_mode == "single" else 3
+    unknowns, available = per_atom * int(n_atoms) - 3, len(descriptor)
+    if unknowns > available:
+        what = "3N - 3 coordinates and N weights" if per_atom == 4 else "3N - 3 coordinates"
+        raise ValueError(
+            f"cannot decode {n_atoms} atoms from {available} invariants: they have {unknowns} "
+            f"unknowns ({what}), more than the fingerprint holds; at most "
+            f"{(available + 3) // per_atom} atoms (a larger n_max encodes more)")
+    return int(n_atoms)
 
 
 @dataclass
@@ -150,7 +162,9 @@ def decode(
     orientation, possibly the mirror image), symbols from the snapped weights; ``result`` a
     ``DecodeResult``. The best attempt is returned when none succeeds.
     """
-    with _single_threaded_blas():
+    # one BLAS thread: reproducible sums (and the fits' many small BLAS calls would only
+    # contend for shared cores)
+    with threadpool_limits(1):
         return _decode(
             fingerprint, descriptor, n_atoms, seed=seed, attempts=attempts,
             species_mode=species_mode, positions_fingerprint=positions_fingerprint, tol=tol,
@@ -211,11 +225,7 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
                 f"weight {total:.6g} allows {math.ceil(total / high)} to {math.floor(total / low)} atoms"
             )
         n_atoms = count_atoms(positions_target, positions_descriptor)
-    if isinstance(n_atoms, bool) or not isinstance(n_atoms, (int, np.integer)):
-        raise ValueError(f"n_atoms must be an integer, got {n_atoms!r}")
-    if n_atoms < 1:
-        raise ValueError(f"n_atoms must be at least 1, got {n_atoms}")
-    n_atoms = int(n_atoms)
+    n_atoms = check_atom_count(n_atoms, descriptor, species_mode)
 
     space = moment_space(descriptor.invariants)
     total = space.fingerprint_total_weight(positions_target)

@@ -47,10 +47,14 @@ WEIGHT_WALL = 10.0  # stiffness of the penalty keeping weights inside their rang
 
 
 def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, tol: float = 1e-15) -> np.ndarray:
-    """``least_squares(method="lm")`` on ``fun(x) -> (residuals, jacobian)``; returns ``x``.
+    """Levenberg-Marquardt-type least squares of ``fun(x) -> (residuals, jacobian)``; returns
+    ``x``.
 
-    MINPACK's LM needs at least as many residuals as unknowns: rows of zeros are appended when
-    there are fewer (the orientation leaves the moment fits underdetermined by 3).
+    SciPy's trust-region reflective solver without bounds (``method="trf"``): Moré's
+    Levenberg-Marquardt trust region, solved exactly by SVD, with MINPACK's Jacobian column
+    scaling (``x_scale="jac"``). Unlike ``method="lm"`` (MINPACK), whose path through these
+    ill-conditioned fits changed from run to run for the same inputs, it is bitwise
+    reproducible for a given BLAS and thread count (the decoder runs BLAS single-threaded).
     """
     cache = {}
 
@@ -58,18 +62,12 @@ def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, tol: float = 1e-15) -
         key = x.tobytes()
         if key not in cache:
             cache.clear()
-            residuals, jacobian = fun(x)
-            missing = len(x) - len(residuals)
-            if missing > 0:
-                residuals = np.concatenate([residuals, np.zeros(missing)])
-                jacobian = np.vstack([jacobian, np.zeros((missing, len(x)))])
-            cache[key] = (residuals, jacobian)
+            cache[key] = fun(x)
         return cache[key]
 
-    # MINPACK may overwrite the arrays it is handed: give it copies of the cached ones
     result = least_squares(
-        lambda x: evaluate(x)[0].copy(), x0, jac=lambda x: evaluate(x)[1].copy(), method="lm",
-        ftol=tol, xtol=tol, gtol=tol, max_nfev=max_nfev,
+        lambda x: evaluate(x)[0], x0, jac=lambda x: evaluate(x)[1], method="trf",
+        x_scale="jac", ftol=tol, xtol=tol, gtol=tol, max_nfev=max_nfev,
     )
     return result.x
 

@@ -8,6 +8,8 @@ F_j = -sum_i dE/dPhi_i . dPhi_i/dr_j, with the sparse pair derivatives of
 
 Modules, in the order data flows through them:
 
+* :mod:`~milad.potential.modelfile`: verified model files (format version, size and SHA-256
+  digest checked before loading; :class:`ModelFileError`);
 * :mod:`~milad.potential.unavailable`: placeholder files for outputs that could not be made;
 * :mod:`~milad.potential.dataset`: :class:`FingerprintSet` (fingerprints, pair derivatives,
   DFT labels), :func:`fingerprint_structures`, :func:`validation_split`, :func:`kfold_split`;
@@ -42,6 +44,7 @@ from .calculator import MiladCalculator, run_nve
 from .dataset import FingerprintSet, fingerprint_structures, kfold_split, validation_split
 from .ensemble import Ensemble, load_model
 from .model import ExtrapolationWarning, Potential
+from .modelfile import ModelFileError
 from .training import (
     cross_validation_fold,
     loss_and_metrics,
@@ -56,6 +59,7 @@ __all__ = [
     "ExtrapolationWarning",
     "FingerprintSet",
     "MiladCalculator",
+    "ModelFileError",
     "Potential",
     "cross_validation_fold",
     "fingerprint_structures",

@@ -25,6 +25,7 @@ from numpy.typing import DTypeLike
 
 from ..data import DataUnavailableError
 from ..descriptor import Descriptor
+from ..io import atomic_output
 
 __all__ = ["FingerprintSet", "TensorSet", "fingerprint_structures", "kfold_split",
            "validation_split"]
@@ -115,10 +116,8 @@ class FingerprintSet:
         }
         if self.derivatives is not None:
             arrays["derivatives"] = self.derivatives
-        path = Path(path)
-        partial = path.with_name(path.name + ".part.npz")
-        np.savez(partial, **arrays)
-        partial.replace(path)
+        with atomic_output(path) as handle:
+            np.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "FingerprintSet":

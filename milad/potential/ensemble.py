@@ -26,11 +26,11 @@ from .model import (
     Potential,
     check_format,
     file_header,
-    read_model_file,
+    read_model,
     saved_with,
     warn_if_extrapolating,
-    write_model_file,
 )
+from .modelfile import READABLE_FORMATS, write_model_file
 
 if TYPE_CHECKING:
     from ..descriptor import Descriptor, DescriptorStack
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["Ensemble", "load_model"]
 
 ENSEMBLE_FORMAT = "milad-ensemble"
-ENSEMBLE_FORMAT_VERSION = 1
+ENSEMBLE_FORMAT_VERSION = 2  # 2: verified model files (see milad.potential.modelfile)
+READABLE_FORMATS[ENSEMBLE_FORMAT] = ENSEMBLE_FORMAT_VERSION
 
 
 class Ensemble:
@@ -169,12 +170,12 @@ class Ensemble:
     @classmethod
     def load(cls, path: str | Path) -> "Ensemble":
         """A saved ensemble."""
-        return cls._from_record(read_model_file(path), path)
+        return cls._from_record(read_model(path), path)
 
     @classmethod
     def _from_record(cls, record: dict[str, Any], path: str | Path) -> "Ensemble":
         """The ensemble of a file's ``record`` (read from ``path``)."""
-        check_format(record, ENSEMBLE_FORMAT, ENSEMBLE_FORMAT_VERSION, path)
+        check_format(record, ENSEMBLE_FORMAT, path)
         saved = saved_with(record)
         ensemble = cls([Potential._from_content(m, saved) for m in record["members"]],
                        json.loads(record["metadata"]))
@@ -184,6 +185,6 @@ class Ensemble:
 
 def load_model(path: str | Path) -> Potential | Ensemble:
     """The potential or ensemble saved at ``path`` (DataUnavailableError for a stand-in)."""
-    record = read_model_file(path)
+    record = read_model(path)
     kind = Ensemble if record["format"] == ENSEMBLE_FORMAT else Potential
     return kind._from_record(record, path)

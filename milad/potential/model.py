@@ -33,6 +33,7 @@ from ..descriptor import Descriptor
 from .activations import get_activation
 from .dataset import FingerprintSet, TensorSet
 from .forces import position_gradient
+from .modelfile import READABLE_FORMATS, read_model_file, write_model_file
 from .unavailable import UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["ElementNetwork", "ExtrapolationWarning", "Potential"]
 
 FORMAT = "milad-potential"
-FORMAT_VERSION = 1
+#: 2: files carry a header with the payload's size and SHA-256 digest (:mod:`.modelfile`)
+FORMAT_VERSION = 2
+READABLE_FORMATS[FORMAT] = FORMAT_VERSION
 #: input scalings of the element networks (see :class:`ElementNetwork`)
 SCALINGS = ("range", "standard")
 
@@ -377,12 +380,12 @@ class Potential(torch.nn.Module):
     def load(cls, path: str | Path) -> "Potential":
         """A saved potential (files from before activations and input scalings were
         selectable load as tanh and range)."""
-        return cls._from_record(read_model_file(path), path)
+        return cls._from_record(read_model(path), path)
 
     @classmethod
     def _from_record(cls, record: Mapping[str, Any], path: str | Path) -> "Potential":
         """The potential of a file's ``record`` (read from ``path``)."""
-        check_format(record, FORMAT, FORMAT_VERSION, path)
+        check_format(record, FORMAT, path)
         return cls._from_content(record, saved_with(record))
 
     @classmethod
@@ -418,34 +421,19 @@ def saved_with(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in ("milad_version", "git", "torch_version")}
 
 
-def write_model_file(record: dict[str, Any], path: str | Path) -> None:
-    """``torch.save`` of ``record`` to ``path``, atomically (through a ``.part`` file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    torch.save(record, partial)
-    partial.replace(path)
-
-
-def read_model_file(path: str | Path) -> dict[str, Any]:
-    """The record of a model file; DataUnavailableError for a stand-in of
-    :func:`~milad.potential.unavailable.mark_unavailable`."""
-    record = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(record, dict) and record.get("format") == UNAVAILABLE:
+def read_model(path: str | Path) -> dict[str, Any]:
+    """The record of a verified model file (:func:`~milad.potential.modelfile.read_model_file`);
+    DataUnavailableError for a stand-in of :func:`~milad.potential.unavailable.mark_unavailable`."""
+    record = read_model_file(path)
+    if record["format"] == UNAVAILABLE:
         raise DataUnavailableError(f"{path}: no potential ({record['reason']})")
-    if not isinstance(record, dict) or "format" not in record:
-        raise ValueError(f"{path} is not a saved milad model")
     return record
 
 
-def check_format(record: Mapping[str, Any], format: str, version: int,
-                 path: str | Path) -> None:
-    """A ValueError unless ``record`` is of ``format`` at a version up to ``version``."""
+def check_format(record: Mapping[str, Any], format: str, path: str | Path) -> None:
+    """A ValueError unless ``record`` is of ``format`` (its version was checked on reading)."""
     if record["format"] != format:
         raise ValueError(f"{path} is not a saved {format} (its format is {record['format']!r})")
-    if record["format_version"] > version:
-        raise ValueError(f"{path} has format version {record['format_version']}, newer than "
-                         f"this milad reads ({version})")
 
 
 @dataclass

@@ -13,12 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from ..io import atomic_output
+from .modelfile import READABLE_FORMATS, read_model_file, read_model_header, write_model_file
 
 __all__ = ["UNAVAILABLE", "mark_unavailable", "unavailable_reason"]
 
 #: ``format`` of a placeholder model file.
 UNAVAILABLE = "milad-unavailable"
+UNAVAILABLE_VERSION = 1
+READABLE_FORMATS[UNAVAILABLE] = UNAVAILABLE_VERSION
 
 
 def mark_unavailable(path: str | Path, reason: str) -> None:
@@ -30,10 +34,11 @@ def mark_unavailable(path: str | Path, reason: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npz":
-        with open(path, "wb") as handle:
+        with atomic_output(path) as handle:
             np.savez(handle, unavailable=np.array(str(reason)))
     else:
-        torch.save({"format": UNAVAILABLE, "reason": str(reason)}, path)
+        write_model_file({"format": UNAVAILABLE, "format_version": UNAVAILABLE_VERSION,
+                          "reason": str(reason)}, path)
 
 
 def unavailable_reason(path: str | Path) -> str | None:
@@ -42,7 +47,6 @@ def unavailable_reason(path: str | Path) -> str | None:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return str(data["unavailable"]) if "unavailable" in data.files else None
-    record = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(record, dict) and record.get("format") == UNAVAILABLE:
-        return str(record["reason"])
-    return None
+    if read_model_header(path)["format"] != UNAVAILABLE:
+        return None
+    return str(read_model_file(path)["reason"])
