@@ -114,32 +114,23 @@ POT_ELEMENTS = list(POT["elements"])
 POT_SPLITS = ["training", "test"]
 
 
-MLEARN_SHIPPED = os.path.join(workflow.basedir, "milad", "data", "mlearn")
-
-
 def mlearn_shipped(wildcards):
     """Whether milad ships this mlearn file (milad/data/mlearn/<El>/<split>.json.xz)."""
-    return os.path.isfile(
-        os.path.join(MLEARN_SHIPPED, wildcards.element, f"{wildcards.split}.json.xz")
-    )
+    from milad.data import mlearn_embedded_path
+
+    return mlearn_embedded_path(wildcards.element, wildcards.split) is not None
 
 
 def mlearn_mirror_sha256(wildcards):
     """sha256 of the mirror's copy of one mlearn file that milad does not ship; None without a
     mirror or that file."""
-    import hashlib
+    from milad.data import sha256_of
 
     if POT["data"]["mirror"] is None or mlearn_shipped(wildcards):
         return None
     path = os.path.join(repo_path(POT["data"]["mirror"]), wildcards.element,
                         f"{wildcards.split}.json")
-    if not os.path.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(path) if os.path.isfile(path) else None
 
 
 def _pot_training(element):
