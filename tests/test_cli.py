@@ -1,8 +1,12 @@
-"""The ``milad`` command line."""
+"""The ``milad`` command line: in-process, and as a separate process (``python -m milad``)
+for every exit status the command line documents: 0 success, 1 a row that could not be
+decoded (or an output that could not be written), 2 bad input."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +15,8 @@ from ase.io import write
 
 from milad.cli import main
 from milad.descriptor import Descriptor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -61,8 +67,68 @@ def test_errors_are_one_line_messages(tmp_path, molecules_file, capsys):
     assert "no invariant set ships" in capsys.readouterr().err
 
 
+def milad_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``python -m milad ARGS`` in a fresh interpreter, importing this checkout's milad."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "milad", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": path})
+
+
 @pytest.mark.parametrize("command", [[], ["fingerprint"], ["invariants"]])
 def test_help_on_every_subcommand(command):
-    result = subprocess.run([sys.executable, "-m", "milad", *command, "--help"],
-                            capture_output=True, text=True, check=True)
+    result = milad_process(*command, "--help")
+    assert result.returncode == 0, result.stderr
     assert "usage: milad" in result.stdout
+
+
+# ------------------------------------------------------------------ exit status of the process
+
+HCNOF = "H,C,N,O,F"
+
+
+def test_process_exits_0_and_writes_the_fingerprint(tmp_path):
+    write(tmp_path / "water.xyz", molecule("H2O"))
+    result = milad_process("fingerprint", "water.xyz", "-o", "fp.npy", "--species", HCNOF,
+                           cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "1 molecules x 117 invariants -> fp.npy\n"
+    expected = Descriptor(species=HCNOF).molecules([molecule("H2O")])
+    np.testing.assert_allclose(np.load(tmp_path / "fp.npy"), expected, rtol=0,
+                               atol=1e-12 * np.abs(expected).max())
+
+
+def test_process_exits_1_when_a_row_cannot_be_decoded(tmp_path):
+    """A fingerprint with species decoded as positions only: its zeroth moment (total weight
+    1.1 + 1.1 + 1.7) is no whole number of unit atoms. The row fails before any search."""
+    np.save(tmp_path / "fp.npy", Descriptor(species=HCNOF).molecules([molecule("H2O")]))
+    result = milad_process("decode", "fp.npy", "-o", "out.xyz", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (1, "")
+    why = ("the fingerprint's zeroth moment encodes a total weight of 3.9, which is not a whole "
+           "number of unit-weight atoms: is it a fingerprint with species? (pass n_atoms)")
+    assert result.stdout.splitlines() == [
+        f"row 0: FAILED ({why})", "0/1 decoded below 1e-06 -> nothing written",
+        f"failed rows: 0 ({why})"]
+    assert not (tmp_path / "out.xyz").exists()
+
+
+def _nan_structure(folder: Path) -> None:
+    water = molecule("H2O")
+    water.positions[1, 0] = np.nan
+    write(folder / "nan.xyz", water)
+
+
+@pytest.mark.parametrize("make_input, args, message", [
+    (_nan_structure, ["fingerprint", "nan.xyz", "-o", "out.npy"],
+     "milad fingerprint: error: positions of H2O contain 1 NaN or infinite value(s)"),
+    (None, ["fingerprint", "missing.xyz", "-o", "out.npy"],
+     "milad fingerprint: error: input file not found: missing.xyz"),
+    (None, ["decode", "fp.npy", "--n-atoms", "3"],  # argparse: -o is required
+     "milad decode: error: the following arguments are required: -o/--output"),
+], ids=["NaN coordinates", "missing file", "missing option"])
+def test_process_exits_2_on_bad_input_naming_it(tmp_path, make_input, args, message):
+    if make_input is not None:
+        make_input(tmp_path)
+    result = milad_process(*args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == message
+    assert not (tmp_path / "out.npy").exists()

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 import yaml
 
+from figure_files import assert_figure_files
 from milad.provenance import read_csv
 from workflow_support import (
     CLUSTER_SCRIPTS,
@@ -51,7 +52,8 @@ def test_generic_cluster_executor_runs_every_job_through_submission(tmp_path):
     algebraic = table.set_index(["quantity", "source"]).loc[("algebraically_independent", "milad")]
     l_max = yaml.safe_load(QUICK_CONFIG.read_text())["table1_l_max"]
     assert algebraic.tolist() == [3, 13, 28, 49, 77, 113][: l_max - 1]
-    assert (tmp_path / QUICK_RESULTS / "figures" / "fig_completeness.png").stat().st_size > 0
+    figures = tmp_path / QUICK_RESULTS / "figures"
+    assert_figure_files(figures / "fig_completeness.pdf", figures / "fig_completeness.png")
 
 
 # ---------------------------------------------------- the Slurm setup script fails clearly

@@ -19,6 +19,7 @@ from milad.completeness import (  # noqa: E402
     pozdnyakov_pair,
 )
 from milad.plots import plot_completeness  # noqa: E402
+from figure_files import assert_figure_files  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +76,32 @@ def test_figure_data_match_the_moment_route(table):
 def test_plot_writes_pdf_and_png(table, tmp_path):
     pdf, png = tmp_path / "fig.pdf", tmp_path / "sub" / "fig.png"
     figure = plot_completeness(table, [pdf, png])
+    assert_figure_files(pdf, png, figure=figure)
     plt.close(figure)
-    assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 1000
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
+
+def test_figure_file_checks_refuse_blank_resized_and_multipage_files(tmp_path):
+    """The checks used on every figure file fail where they should."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    figure, axis = plt.subplots(figsize=(4, 3))
+    axis.plot([0, 1], [0, 1])
+    figure.savefig(tmp_path / "drawn.png", dpi=150)
+    assert_figure_files(png=tmp_path / "drawn.png", figure=figure)
+    figure.savefig(tmp_path / "small.png", dpi=100)
+    with pytest.raises(AssertionError, match="400 x 300 pixels, the figure is 600 x 450"):
+        assert_figure_files(png=tmp_path / "small.png", figure=figure)
+    with PdfPages(tmp_path / "two.pdf") as pages:
+        pages.savefig(figure)
+        pages.savefig(figure)
+    with pytest.raises(AssertionError, match="2 pages, expected one"):
+        assert_figure_files(tmp_path / "two.pdf", figure=figure)
+    blank = plt.figure(figsize=(4, 3))
+    blank.savefig(tmp_path / "blank.png", dpi=150)
+    with pytest.raises(AssertionError, match="blank"):
+        assert_figure_files(png=tmp_path / "blank.png", figure=blank)
+    plt.close(figure)
+    plt.close(blank)
 
 
 def test_reconstruction_slices_sharpen_on_the_heaviest_atom(tmp_path):
@@ -100,7 +124,7 @@ def test_reconstruction_slices_sharpen_on_the_heaviest_atom(tmp_path):
     paths = [tmp_path / "fig2.png", tmp_path / "fig2.pdf"]
     figure = plot_reconstructions(axis, slices, plane, weights, paths,
                                   symbols=formaldehyde.get_chemical_symbols())
-    assert all(p.stat().st_size > 1000 for p in paths)
+    assert_figure_files(paths[1], paths[0], figure=figure)
     panels = [ax for ax in figure.axes if ax.collections and ax.get_title().startswith("N = ")]
     assert [ax.get_title().split(" (")[0] for ax in panels] == ["N = 3", "N = 11"]
     # one colour bar, shared by the panels: the density over each panel's maximum
@@ -189,10 +213,9 @@ def decode_table() -> pd.DataFrame:
     return table
 
 
-def assert_written(paths):
-    pdf, png = paths
-    assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 1000
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+def assert_written(paths, figure, dpi=150):
+    """The [pdf, png] of ``figure``: one page and a drawn image of its size."""
+    assert_figure_files(*paths, figure=figure, dpi=dpi)
 
 
 def line(figure, gid):
@@ -238,7 +261,7 @@ def test_decoding_summary_counts():
 def test_fig5_plots_best_attempt_per_molecule(tmp_path):
     paths = [tmp_path / "fig5.pdf", tmp_path / "fig5.png"]
     figure = plot_decoding(decode_table(), paths)
-    assert_written(paths)
+    assert_written(paths, figure)
     best = line(figure, "best-positions")
     # molecules sorted by size (1: 3 atoms, 2 and 3: 4 atoms, 4: 5 atoms); exact 0 at the floor
     np.testing.assert_allclose(best.get_ydata(), [RMSD_FLOOR, 1e-8, 1e-4, 1e-12])
@@ -271,7 +294,7 @@ def test_fig5_plots_best_attempt_per_molecule(tmp_path):
 def test_fig6_shows_two_beside_positions(tmp_path):
     paths = [tmp_path / "fig6.pdf", tmp_path / "fig6.png"]
     figure = plot_species_recovery(decode_table(), paths)
-    assert_written(paths)
+    assert_written(paths, figure)
     np.testing.assert_allclose(line(figure, "best-two").get_ydata(), [1e-10, 1e-9, 1e-10, 1e-12])
     assert not [a for ax in figure.axes for a in ax.lines if a.get_gid() == "best-single"]
     line(figure, "best-positions")
@@ -283,7 +306,7 @@ def test_fig7_bar_heights_and_counts(tmp_path):
     assert list(dict.fromkeys(counts["point_group"])) == ["C2v", "C3v", "Td"]  # most common first
     paths = [tmp_path / "fig7.pdf", tmp_path / "fig7.png"]
     figure = plot_point_groups(decode_table(), paths)
-    assert_written(paths)
+    assert_written(paths, figure)
     (ax,) = figure.axes
     heights = {p.get_gid(): p.get_height() for p in ax.patches if p.get_gid()}
     expected = {
@@ -314,7 +337,7 @@ def validation_table() -> pd.DataFrame:
 def test_si_fig1_rdkit_validation(tmp_path):
     paths = [tmp_path / "si1.pdf", tmp_path / "si1.png"]
     figure = plot_rdkit_validation(validation_table(), paths)
-    assert_written(paths)
+    assert_written(paths, figure)
     titles = [ax.get_title() for ax in figure.axes]
     assert titles[0].startswith("positions only") and "up to $N_A$ = 4" in titles[0]
     assert titles[1].startswith("with species") and "up to $N_A$ = 9" in titles[1]
@@ -336,7 +359,7 @@ def test_si_fig1_rdkit_validation(tmp_path):
 def test_si_fig2_rdkit_vs_fingerprint(tmp_path):
     paths = [tmp_path / "si2.pdf", tmp_path / "si2.png"]
     figure = plot_rdkit_vs_fingerprint(decode_table(), paths, max_atoms=4)
-    assert_written(paths)
+    assert_written(paths, figure)
     original = line(figure, "original-positions")
     assert len(original.get_ydata()) == 9  # molecules 1-3 (<= 4 atoms), three attempts each
     fingerprint = line(figure, "fingerprint-positions").get_ydata()
@@ -389,7 +412,7 @@ def test_fig3_peak_finding(tmp_path):
     formaldehyde = molecule("H2CO")  # planar: the figure's plane is the molecular plane
     paths = [tmp_path / "fig3.pdf", tmp_path / "fig3.png"]
     figure = plot_peak_finding(formaldehyde, Descriptor(), paths)
-    assert_written(paths)
+    assert_written(paths, figure)
     panels = [ax for ax in figure.axes if ax.get_images()]
     assert [ax.get_gid() for ax in panels] == ["step-1", "step-2", "step-3", "step-4", "peaks",
                                                "fit"]
@@ -478,7 +501,7 @@ def test_parity_plot(tmp_path):
     paths = [tmp_path / "parity.pdf", tmp_path / "parity.png"]
     data = predictions()
     figure = plot_parity(potential_summary(), data, paths)
-    assert_written(paths)
+    assert_written(paths, figure)
     energy, force = figure.axes
     # one scatter per subset present, one point per structure / force component
     assert [len(c.get_offsets()) for c in energy.collections] == [5, 2]
@@ -517,7 +540,7 @@ def test_learning_curve(tmp_path):
     })
     paths = [tmp_path / "curve.pdf", tmp_path / "curve.png"]
     figure = plot_learning_curve(potential_summary(), history, paths)
-    assert_written(paths)
+    assert_written(paths, figure)
     loss, energy, force = figure.axes
     assert [a.get_ylabel() for a in figure.axes] == [
         "loss (eq. 38)", "energy RMSE (meV/atom)", "force RMSE (eV/A)"]
@@ -543,7 +566,7 @@ def test_missing_data_figure(tmp_path):
     paths = [tmp_path / "missing.pdf", tmp_path / "missing.png"]
     figure = plot_missing_data(f"Ni: TRAINING DATA MISSING, no potential\n{reason}", paths,
                                figsize=(6, 2))
-    assert_written(paths)
+    assert_written(paths, figure, dpi=100)
     (axis,) = figure.axes
     assert not axis.axison and not axis.lines and not axis.collections
     (text,) = axis.texts
@@ -558,7 +581,7 @@ def test_nve_plot(tmp_path):
            "potential": [-10.1, -10.05, -10.2], "temperature": [300.0, 290.0, 310.0]}
     path = tmp_path / "nve.png"
     figure = plot_nve(run, "Si", [path])
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_figure_files(png=path, figure=figure)
     energies, temperature = figure.axes
     total, potential = energies.lines
     np.testing.assert_allclose(total.get_xdata(), run["time_ps"])
@@ -582,7 +605,7 @@ def test_ablation_figure(tmp_path):
           "force_ratio": rng.uniform(0.5, 1.5)} for e in elements for lever in levers])
     paths = [tmp_path / "ablation.pdf", tmp_path / "ablation.png"]
     figure = plot_ablation(ablation, paths)
-    assert_written(paths)
+    assert_written(paths, figure)
     energy, force = figure.axes
     for axis, quantity in ((energy, "energy"), (force, "force")):
         bars = {p.get_gid(): p.get_height() for p in axis.patches}

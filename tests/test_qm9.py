@@ -1,13 +1,16 @@
-"""The QM9 experiment's building blocks: the figshare xyz reader and its test archive, the
-subset check, the archive fetch (never over the network), the regeneration of the subset
-from each source, seeds, one decode job, the tidy table and the summary notes.
+"""The QM9 experiment's building blocks: the shipped subset pinned (digest and the paper's
+list), the figshare xyz reader and its test archive, the subset check, the archive fetch
+(never over the network), the regeneration of the subset from each source, seeds, one decode
+job, the tidy table and the summary notes.
 
 The archive tests use tests/data/qm9/dsgdb9nsd_fixture.xyz.tar.bz2 (three molecules in the
-archive's per-molecule format; see the README next to it).
+archive's per-molecule format), the pin tests tests/data/qm9/qm9_subset_ids.csv (the
+supplementary material's list); the README next to them says what each can vouch for.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import tarfile
@@ -19,6 +22,7 @@ import pytest
 
 from milad.data import (
     QM9_ARCHIVE_MD5,
+    QM9_SUBSET_IDS,
     QM9_SUBSET_PATH,
     ChecksumError,
     DataUnavailableError,
@@ -46,6 +50,11 @@ from milad.qm9 import (
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "qm9" / "dsgdb9nsd_fixture.xyz.tar.bz2"
 FIXTURE_IDS = [0, 2, 5]
+#: The supplementary material's list of the 77 molecules (QM9 ID, atom count), with the Hill
+#: formula and SMILES of each; see tests/data/qm9/README.md.
+SUBSET_TABLE = FIXTURE.with_name("qm9_subset_ids.csv")
+#: sha256 of milad/data/qm9_subset.extxyz as committed (milad pins no digest of its own).
+QM9_SUBSET_SHA256 = "bf982c1b2c646b6900a9fc25c72bae316a7e2d7bc2cb43a3541eb404fedbceef"
 
 
 # every test here fails if it tries to use the network (fixture in conftest.py)
@@ -55,6 +64,54 @@ pytestmark = pytest.mark.usefixtures("no_network")
 @pytest.fixture(scope="module")
 def shipped():
     return read_qm9_subset()
+
+
+# ------------------------------------------------------------------ the shipped subset, pinned
+
+
+@pytest.fixture(scope="module")
+def subset_table():
+    with SUBSET_TABLE.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [(int(r["qm9_id"]), int(r["n_atoms"]), r["formula"], r["smiles"]) for r in rows]
+
+
+def test_shipped_subset_is_the_pinned_file():
+    """Any change to the shipped molecules (a moved atom, a reordered frame, a re-export) fails
+    here; if it is meant, check it against the table below and the SI, then update the digest."""
+    assert hashlib.sha256(QM9_SUBSET_PATH.read_bytes()).hexdigest() == QM9_SUBSET_SHA256
+
+
+def test_table_is_the_papers_list_of_77_molecules(subset_table):
+    """The table holds the SI's list: three molecules of each size from 3 to 29 atoms, but two
+    of 3 atoms and none of 28 (77 in all); milad's QM9_SUBSET_IDS is the same list, and each
+    formula has the listed number of atoms and is the formula of the listed SMILES."""
+    from ase.formula import Formula
+    from rdkit import Chem
+    from rdkit.Chem.rdMolDescriptors import CalcMolFormula
+
+    assert len(subset_table) == 77 and len({row[0] for row in subset_table}) == 77
+    sizes = [row[1] for row in subset_table]
+    assert sizes == sorted(sizes)
+    assert {n: sizes.count(n) for n in set(sizes)} == {
+        n: 2 if n == 3 else 3 for n in range(3, 30) if n != 28}
+    listed = {}
+    for qm9_id, n_atoms, _, _ in subset_table:
+        listed.setdefault(n_atoms, []).append(qm9_id)
+    assert {n: tuple(ids) for n, ids in listed.items()} == QM9_SUBSET_IDS
+    for qm9_id, n_atoms, formula, smiles in subset_table:
+        assert len(Formula(formula)) == n_atoms, (qm9_id, formula)
+        from_smiles = CalcMolFormula(Chem.MolFromSmiles(smiles))
+        assert Formula(from_smiles).count() == Formula(formula).count(), (qm9_id, smiles)
+
+
+def test_shipped_subset_matches_the_table_row_by_row(shipped, subset_table):
+    found = [(int(a.info["qm9_id"]), len(a), a.get_chemical_formula(mode="hill"),
+              a.info["smiles"]) for a in shipped]
+    wrong = [f"row {i}: shipped {got}, table {want}"
+             for i, (got, want) in enumerate(zip(found, subset_table)) if got != want]
+    assert not wrong and len(found) == len(subset_table), "\n".join(wrong)
+    assert all(int(a.info["gdb_index"]) == int(a.info["qm9_id"]) + 1 for a in shipped)
 
 
 # ------------------------------------------------------------------ the QM9 xyz format

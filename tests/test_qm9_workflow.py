@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from figure_files import assert_figure_files
 from milad.provenance import read_csv
 from workflow_support import (
     QUICK_CONFIG,
@@ -87,9 +88,9 @@ def test_quick_run_decodes_every_molecule_in_every_mode():
             "paper") in markdown
     assert "FALLS SHORT" not in markdown
     assert "not the paper's 77 molecules" in markdown and "RDKit validation" in markdown
+    figures = workdir / QUICK_RESULTS / "figures"
     for name in ("fig2", "fig3", "fig5", "fig6", "fig7", "si_fig1", "si_fig2"):
-        for ext in ("pdf", "png"):
-            assert (workdir / QUICK_RESULTS / "figures" / f"{name}.{ext}").stat().st_size > 1000
+        assert_figure_files(figures / f"{name}.pdf", figures / f"{name}.png")
 
 
 def test_rerunning_the_qm9_targets_does_nothing(tmp_path):

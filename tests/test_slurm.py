@@ -21,6 +21,7 @@ import subprocess
 import pytest
 import yaml
 
+from figure_files import assert_figure_files
 from milad.provenance import read_csv
 from workflow_support import (
     CLUSTER_SCRIPTS,
@@ -141,7 +142,8 @@ def test_quick_run_through_slurm_profile(slurm_cluster, tmp_path):
     assert algebraic.tolist() == [3, 13, 28, 49, 77, 113][: l_max - 1]
     comparison = yaml.safe_load((results / "invariants" / "zernike_nmax7.comparison.json").read_text())
     assert comparison["status"] == "identical"
-    assert (results / "figures" / "fig_completeness.png").stat().st_size > 0
+    assert_figure_files(results / "figures" / "fig_completeness.pdf",
+                        results / "figures" / "fig_completeness.png")
 
     # and a second run finds nothing to do
     again = snakemake(

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from figure_files import assert_figure_files
 from milad.provenance import read_csv
 from workflow_support import (
     PROFILES,
@@ -238,6 +239,102 @@ def test_schema_is_strict_at_every_level():
         assert re.search(rf"^{key}:", documented, flags=re.M), f"config.yaml lacks {key}"
 
 
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+#: Keywords of the schema that constrain no value themselves (they name, document or combine).
+NON_CONSTRAINTS = {"$schema", "title", "description", "properties", "items", "$defs", "$ref",
+                   "allOf"}
+#: (constraint, path in config.yaml, bad value, what the error must name) - at least one case
+#: per kind of constraint the schema uses. A path names the value replaced; ``DELETE`` removes
+#: it. The error names the key by its path, "On instance[...]", or for a missing, unknown or
+#: badly named key by the key itself.
+DELETE = object()
+BAD_CONFIGS = [
+    ("minimum", ("table1_l_max",), 1, None),
+    ("minimum", ("qm9", "rdkit_validation", "trials"), 0, None),
+    ("maximum", ("table1_n_min",), 3, None),
+    ("maximum", ("invariant_n_max",), [7, 17], "['invariant_n_max'][1]"),
+    ("exclusiveMinimum", ("completeness_tolerance",), 0, None),
+    ("exclusiveMinimum", ("qm9", "descriptor", "cutoff"), -1.0, None),
+    ("exclusiveMaximum", ("potentials", "training", "validation_fraction"), 1, None),
+    ("enum", ("qm9", "source"), "zenodo", None),
+    ("enum", ("potentials", "elements"), ["Ni", "Fe"], "['potentials']['elements'][1]"),
+    ("enum", ("potentials", "descriptor", "n_max"), 8, None),
+    ("type", ("rank_seed",), "zero", None),
+    ("type", ("smoke_test",), "yes", None),
+    ("type", ("qm9", "molecules"), "all", None),
+    ("type", ("potentials", "data", "max_structures"), 2.5, None),
+    ("pattern", ("qm9", "descriptor", "species"), "h,c,n", None),
+    ("pattern", ("qm9", "figshare", "md5"), "not-a-digest", None),
+    ("pattern", ("qm9", "figshare", "url"), "ftp://example.org/qm9.tar.bz2", None),
+    ("pattern", ("potentials", "data", "sha256"), {"Fe/training": "0" * 64}, "'Fe/training'"),
+    ("additionalProperties", ("qm9", "decode", "max_iteration"), 10, "'max_iteration' was unexpected"),
+    ("required", ("qm9", "seed"), DELETE, "'seed' is a required property"),
+    ("minItems", ("qm9", "fig2", "orders"), [], None),
+    ("maxItems", ("potentials", "selection", "ablation", "lever"), ["a", "b", "c"], None),
+    ("uniqueItems", ("invariant_n_max",), [7, 7], None),
+    ("minLength", ("results",), "", None),
+]
+
+
+def _replaced(config: dict, path: tuple, value) -> dict:
+    import copy
+
+    changed = copy.deepcopy(config)
+    *parents, last = path
+    node = changed
+    for key in parents:
+        node = node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return changed
+
+
+@pytest.mark.parametrize("constraint, path, value, named", BAD_CONFIGS,
+                         ids=[f"{c}-{'.'.join(p)}" for c, p, _, _ in BAD_CONFIGS])
+def test_config_breaking_a_schema_constraint_is_rejected_by_name(constraint, path, value, named):
+    """config.yaml with one value broken, validated in-process as the Snakefile does."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    with pytest.raises(WorkflowError, match="Error validating config file") as error:
+        validate(_replaced(config, path, value), str(SCHEMA))
+    message = str(error.value)
+    assert f"Failed validating {constraint!r}" in message, message
+    if named is None:  # the broken value itself, by its path
+        named = "".join(f"[{key!r}]" for key in path)
+    assert named in message, message
+
+
+def test_every_constraint_of_the_schema_has_a_rejection_case():
+    """The cases above cover every kind of constraint the schema uses, and config.yaml and the
+    quick configuration (over it) pass, so the rejections are down to the broken value."""
+    from snakemake.utils import update_config, validate
+
+    used = set()
+
+    def walk(node, in_properties=False):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not in_properties:
+                    used.add(key)
+                walk(value, in_properties=key in ("properties", "$defs") and not in_properties)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(SCHEMA.read_text()))
+    tested = {constraint for constraint, *_ in BAD_CONFIGS}
+    # propertyNames applies a pattern or an enum to keys (the sha256 case above)
+    assert used - NON_CONSTRAINTS - {"propertyNames"} == tested
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(config, str(SCHEMA))
+    update_config(config, yaml.safe_load(QUICK_CONFIG.read_text()))  # as --configfile merges
+    validate(config, str(SCHEMA))
+
+
 def test_lint_reports_nothing(tmp_path):
     result = snakemake(tmp_path, "--lint")
     assert result.returncode == 0, output_of(result)
@@ -337,6 +434,22 @@ def test_quick_run_end_to_end():
             continue
         for path in info["log"] + [info["benchmark"]]:
             assert (quick_run() / path).exists(), f"{name}: {path} missing"
+
+
+def test_quick_run_completeness_figure_holds_the_pair_data():
+    """Fig. 1 of the quick run: the CSV is the completeness table of the configured order and
+    tolerance (recomputed here, where only nu = 4 invariants tell the pair apart, as in the
+    paper), and the PDF and the PNG are one drawn page of the same size."""
+    from milad.completeness import completeness_differences
+
+    config = yaml.safe_load(QUICK_CONFIG.read_text())
+    figures = quick_run() / QUICK_RESULTS / "figures"
+    table = read_csv(figures / "fig_completeness.csv")
+    expected = completeness_differences(config["completeness_n_max"],
+                                        config["completeness_tolerance"])
+    pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=0, atol=1e-14)
+    assert set(table.loc[table["differs"], "degree"]) == {4}
+    assert_figure_files(figures / "fig_completeness.pdf", figures / "fig_completeness.png")
 
 
 def test_every_table_records_version_commit_and_config():
