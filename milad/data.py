@@ -51,6 +51,7 @@ __all__ = [
     "QM9_ARCHIVE_URL",
     "QM9_SUBSET_IDS",
     "QM9_SUBSET_PATH",
+    "QM9_SUBSET_SHA256",
     "ChecksumError",
     "DataUnavailableError",
     "FetchedFile",
@@ -73,6 +74,8 @@ __all__ = [
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 QM9_SUBSET_PATH = DATA_DIR / "qm9_subset.extxyz"
+#: sha256 of the shipped subset file; ``read_qm9_subset`` checks it when reading that file.
+QM9_SUBSET_SHA256 = "bf982c1b2c646b6900a9fc25c72bae316a7e2d7bc2cb43a3541eb404fedbceef"
 #: The paper's species weights for QM9 (section IV A): H, C, O, N, F -> 1.1, 1.3, 1.5, 1.7, 1.9
 #: (one bin of [1, 2] each), as a ``Descriptor(species=...)`` string.
 QM9_SPECIES: str = DECODING_DESCRIPTOR["species"]
@@ -195,12 +198,21 @@ def _checked_subset(expected: dict, found: dict, source) -> list[Atoms]:
 
 
 def read_qm9_subset(path: str | Path = QM9_SUBSET_PATH) -> list[Atoms]:
-    """The shipped QM9 subset (extxyz with qm9_id, gdb_index, smiles in each frame's info)."""
+    """The shipped QM9 subset (extxyz with qm9_id, gdb_index, smiles in each frame's info).
+
+    The shipped file itself is checked against ``QM9_SUBSET_SHA256`` first (``ChecksumError``
+    when it was changed or damaged); another file is read as it is.
+    """
     from ase.io import read
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"QM9 subset file not found: {path}")
+    if path.resolve() == QM9_SUBSET_PATH.resolve():
+        digest = sha256_of(path)
+        if digest != QM9_SUBSET_SHA256:
+            raise ChecksumError(f"{path}: sha256 {digest} is not the pinned {QM9_SUBSET_SHA256}; "
+                                "the shipped QM9 subset was changed or damaged (reinstall milad)")
     frames = read(path, index=":")
     for i, atoms in enumerate(frames):
         if "qm9_id" not in atoms.info:

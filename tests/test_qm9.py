@@ -24,6 +24,7 @@ from milad.data import (
     QM9_ARCHIVE_MD5,
     QM9_SUBSET_IDS,
     QM9_SUBSET_PATH,
+    QM9_SUBSET_SHA256,
     ChecksumError,
     DataUnavailableError,
     extract_qm9_subset_from_archive,
@@ -53,8 +54,9 @@ FIXTURE_IDS = [0, 2, 5]
 #: The supplementary material's list of the 77 molecules (QM9 ID, atom count), with the Hill
 #: formula and SMILES of each; see tests/data/qm9/README.md.
 SUBSET_TABLE = FIXTURE.with_name("qm9_subset_ids.csv")
-#: sha256 of milad/data/qm9_subset.extxyz as committed (milad pins no digest of its own).
-QM9_SUBSET_SHA256 = "bf982c1b2c646b6900a9fc25c72bae316a7e2d7bc2cb43a3541eb404fedbceef"
+#: sha256 of milad/data/qm9_subset.extxyz as committed (written here, independently of
+#: milad.data.QM9_SUBSET_SHA256, which must agree).
+SHIPPED_SHA256 = "bf982c1b2c646b6900a9fc25c72bae316a7e2d7bc2cb43a3541eb404fedbceef"
 
 
 # every test here fails if it tries to use the network (fixture in conftest.py)
@@ -79,7 +81,21 @@ def subset_table():
 def test_shipped_subset_is_the_pinned_file():
     """Any change to the shipped molecules (a moved atom, a reordered frame, a re-export) fails
     here; if it is meant, check it against the table below and the SI, then update the digest."""
-    assert hashlib.sha256(QM9_SUBSET_PATH.read_bytes()).hexdigest() == QM9_SUBSET_SHA256
+    assert hashlib.sha256(QM9_SUBSET_PATH.read_bytes()).hexdigest() == SHIPPED_SHA256
+    assert QM9_SUBSET_SHA256 == SHIPPED_SHA256
+
+
+def test_a_damaged_shipped_subset_is_refused(tmp_path, monkeypatch):
+    """read_qm9_subset checks the shipped file's digest: one changed byte is named, not read."""
+    import milad.data
+
+    damaged = tmp_path / "qm9_subset.extxyz"
+    data = bytearray(QM9_SUBSET_PATH.read_bytes())
+    data[-10] ^= 1
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(milad.data, "QM9_SUBSET_PATH", damaged)
+    with pytest.raises(ChecksumError, match="the shipped QM9 subset was changed or damaged"):
+        milad.data.read_qm9_subset(damaged)
 
 
 def test_table_is_the_papers_list_of_77_molecules(subset_table):
