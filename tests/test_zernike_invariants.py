@@ -7,11 +7,12 @@ import json
 import math
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 import pytest
 
-from geometry import random_points, random_rotation
+from geometry import assert_invariant, random_points, random_rotation
 from milad.invariants import InvariantSet, invariant_counts
 from milad.invariants.reduce import jacobian_rank, linear_rank
 from milad.invariants.zernike import candidate_invariants
@@ -33,6 +34,7 @@ def moments_of(positions, weights, sigmas=None, n_max=N_MAX):
     return zernike_moments(geometric_moments(positions, weights, n_max, sigmas), n_max)
 
 
+@lru_cache(maxsize=None)
 def clebsch_gordan(j1, m1, j2, m2, J, M):
     """<j1 m1 j2 m2 | J M> from Racah's formula, in floating point (test's own copy)."""
     if m1 + m2 != M or not abs(j1 - j2) <= J <= j1 + j2 or abs(m1) > j1 or abs(m2) > j2 or abs(M) > J:
@@ -112,6 +114,20 @@ def random_environment(rng, n_atoms=8, radius=0.9):
     return random_points(rng, n_atoms, radius), rng.uniform(0.5, 2.0, n_atoms)
 
 
+def random_real_density_moments(rng, n_max):
+    """Random complex moments obeying only the reality condition of a real density:
+    c_nl^-m = (-1)^m conj(c_nl^m), so c_nl^0 is real (milad.moments, eq. 30)."""
+    index = zernike_indices(n_max).tolist()
+    row = {tuple(r): i for i, r in enumerate(index)}
+    moments = rng.normal(size=len(index)) + 1j * rng.normal(size=len(index))
+    for i, (n, l, m) in enumerate(index):
+        if m == 0:
+            moments[i] = moments[i].real
+        elif m < 0:
+            moments[i] = (-1) ** m * np.conj(moments[row[(n, l, -m)]])
+    return moments
+
+
 # ----------------------------------------------------------------------------------------
 # Table I and set sizes
 # ----------------------------------------------------------------------------------------
@@ -169,19 +185,26 @@ def test_clebsch_gordan_helper_is_correct():
         np.testing.assert_allclose(u @ u.T, np.eye(len(rows)), atol=1e-13)
 
 
-def test_invariants_equal_equations_20_to_22(rng, zernike_set_7):
-    positions, weights = random_environment(rng)
-    moments = moments_of(positions, weights)
-    values = zernike_set_7.evaluate(moments)
-    c = Moments(moments)
-    direct = np.array([direct_invariant(label, c) for label in zernike_set_7.labels])
-    # eq. 20-22 evaluated on a real density are real
-    assert np.abs(direct.imag).max() < 1e-13 * np.abs(direct).max()
-    degrees = zernike_set_7.degrees
+@pytest.mark.parametrize("moments_from", ["environment", "random"])
+@pytest.mark.parametrize("set_name", ["zernike_set_7", "shipped_set_10"])
+def test_invariants_equal_equations_20_to_22(rng, request, set_name, moments_from):
+    """Every invariant against eq. 20-22 evaluated from its label with the test's own CG
+    coefficients: on the moments of an environment, and on random moments that obey nothing
+    but the reality condition (so they reach moment vectors no small environment has)."""
+    inv = request.getfixturevalue(set_name)
+    n_max = inv.max_order
+    if moments_from == "environment":
+        moments = moments_of(*random_environment(rng), n_max=n_max)
+    else:
+        moments = random_real_density_moments(rng, n_max)
+    values = inv.evaluate(moments)
+    direct = np.array([direct_invariant(label, Moments(moments, n_max)) for label in inv.labels])
+    # eq. 20-22 of even parity are real under the reality condition
+    assert_invariant(direct, direct.real, rtol=1e-12, err_msg="imaginary parts")
+    assert set(inv.degrees.tolist()) == {1, 2, 3, 4}
     for nu in (1, 2, 3, 4):
-        sel = degrees == nu
-        assert sel.any()
-        np.testing.assert_allclose(values[sel], direct.real[sel], rtol=1e-11, atol=1e-14, err_msg=f"nu={nu}")
+        sel = inv.degrees == nu
+        assert_invariant(values[sel], direct.real[sel], rtol=1e-11, err_msg=f"nu={nu}")
 
 
 def test_candidates_have_even_parity_and_are_real(rng):
@@ -222,32 +245,47 @@ def test_invariants_are_real_for_real_densities(rng, zernike_set_7, gaussian):
     np.testing.assert_array_equal(inv.evaluate(moments), complex_values.real)
 
 
-@pytest.mark.parametrize("set_name", ["zernike_set_7", "zernike_set_7_n2"])
+@pytest.mark.parametrize("set_name", ["zernike_set_7", "zernike_set_7_n2", "shipped_set_10"])
 @pytest.mark.parametrize("gaussian", [False, True], ids=["delta", "gaussian"])
 def test_invariance_under_rotations_reflections_permutations(rng, request, set_name, gaussian):
+    """Every invariant, to 1e-10 of its own size, under O(3) and permutations of the atoms
+    (translations: test_descriptor.py, where environments are centred)."""
     inv = request.getfixturevalue(set_name)
+
+    def fingerprint(positions, weights, sigmas):
+        return inv.evaluate(moments_of(positions, weights, sigmas, inv.max_order))
+
+    references, transformed = [], []
     for _ in range(3):
         positions, weights = random_environment(rng, 7, 0.7 if gaussian else 0.95)
         sigmas = rng.uniform(0.05, 0.15, len(weights)) if gaussian else None
-        reference = inv.evaluate(moments_of(positions, weights, sigmas))
-        tolerance = 1e-10 * np.linalg.norm(reference)
+        reference = fingerprint(positions, weights, sigmas)
         for proper in (True, False):
             rotation = random_rotation(rng, proper)
             assert np.linalg.det(rotation) == pytest.approx(1.0 if proper else -1.0)
-            rotated = inv.evaluate(moments_of(positions @ rotation.T, weights, sigmas))
-            np.testing.assert_allclose(rotated, reference, rtol=0, atol=tolerance)
-        mirror = positions * np.array([1.0, -1.0, 1.0])
-        np.testing.assert_allclose(inv.evaluate(moments_of(mirror, weights, sigmas)), reference, rtol=0, atol=tolerance)
+            transformed.append(fingerprint(positions @ rotation.T, weights, sigmas))
+        transformed.append(fingerprint(positions * [1.0, -1.0, 1.0], weights, sigmas))  # a mirror
         order = rng.permutation(len(weights))
-        permuted = inv.evaluate(
-            moments_of(positions[order], weights[order], None if sigmas is None else sigmas[order])
+        transformed.append(
+            fingerprint(positions[order], weights[order], None if sigmas is None else sigmas[order])
         )
-        np.testing.assert_allclose(permuted, reference, rtol=0, atol=tolerance)
+        references += [reference] * 4
         # ... but the fingerprint does see a change of the structure
         moved = positions.copy()
         moved[0] *= 0.9
-        changed = inv.evaluate(moments_of(moved, weights, sigmas))
+        changed = fingerprint(moved, weights, sigmas)
         assert np.linalg.norm(changed - reference) > 1e-4 * np.linalg.norm(reference)
+    references, transformed = np.array(references), np.array(transformed)
+    assert_invariant(transformed, references, rtol=1e-10)
+    # the check can fail where a check against the whole vector's norm cannot: the smallest
+    # invariant changed by 1e-8 of its own size
+    scale = np.abs(references).max(axis=0)
+    smallest = np.argmin(scale)
+    nudged = transformed.copy()
+    nudged[0, smallest] += 1e-8 * scale[smallest]
+    assert np.abs(nudged - references).max() < 1e-10 * np.linalg.norm(references[0])
+    with pytest.raises(AssertionError, match="1 of"):
+        assert_invariant(nudged, references, rtol=1e-10)
 
 
 def test_evaluate_shapes_and_bad_input(rng, zernike_set_7):
@@ -455,7 +493,7 @@ def test_pozdnyakov_pair_is_separated_only_by_nu_4(zernike_set_7):
     a = inv.evaluate(moments_of(plus, weights))
     b = inv.evaluate(moments_of(minus, weights))
     low = inv.degrees <= 3
-    np.testing.assert_allclose(a[low], b[low], rtol=0, atol=1e-12)
+    assert_invariant(b[low], a[low], rtol=1e-11)
     difference = np.abs(a - b)[inv.degrees == 4]
     assert difference.max() > 1e-6
     assert np.sum(difference > 1e-6) >= 2
