@@ -1,7 +1,9 @@
 """Shared fixtures (moments and invariants; a network guard for the data tests).
 
-The invariant sets are generated once per session (about a second each) instead of being
-loaded from ``milad/data/invariants`` so that the tests do not depend on shipped files.
+The n_max = 7 invariant sets are generated once per session (about a second each) instead of
+being loaded from ``milad/data/invariants`` so that the tests do not depend on shipped files.
+The n_max = 10 set takes minutes to generate, so its tests use the shipped file (whose exact
+regeneration is a slow test in test_shipped_invariants.py).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 from milad import data as mdata
-from milad.invariants import generate_zernike_invariants
+from milad.invariants import generate_zernike_invariants, load_invariants
 
 
 @pytest.fixture
@@ -31,6 +33,12 @@ def zernike_set_7():
 def zernike_set_7_n2():
     """Invariants up to n_max = 7 from moments with n >= 2 only (Table I: 113)."""
     return generate_zernike_invariants(7, 2)
+
+
+@pytest.fixture(scope="session")
+def shipped_set_10():
+    """The shipped invariants up to n_max = 10 with the n = 0, 1 moments (283 = 286 - 3)."""
+    return load_invariants(10)
 
 
 @pytest.fixture

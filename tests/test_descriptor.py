@@ -6,6 +6,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 from scipy.spatial.transform import Rotation
 
+from geometry import assert_invariant
 from milad.descriptor import Descriptor, centre_on_miniball
 from milad.features import SpeciesMap, cosine_cutoff
 
@@ -13,6 +14,8 @@ SPECIES = "H,C,N,O,F"
 
 
 def relative_error(a, b):
+    """How much two fingerprints differ, relative to the whole vector (for changes that must
+    show; invariance is checked component by component, geometry.assert_invariant)."""
     return np.abs(np.asarray(a) - np.asarray(b)).max() / np.linalg.norm(b)
 
 
@@ -66,14 +69,20 @@ def test_cosine_cutoff_matches_eq37_and_its_derivative():
 
 # ---------------------------------------------------------------------------- molecules
 @pytest.mark.parametrize("proper", [True, False])
-def test_molecule_fingerprint_invariant_to_rotation_permutation_translation(species_descriptor, proper):
-    atoms = random_molecule(1)
-    reference = species_descriptor.molecule(atoms)
-    for seed in range(3):
-        rng = np.random.default_rng(seed)
-        moved = atoms[rng.permutation(len(atoms))]
-        moved.positions = moved.positions @ random_orthogonal(seed, proper).T + rng.normal(size=3) * 10
-        assert relative_error(species_descriptor.molecule(moved), reference) < 1e-10
+@pytest.mark.parametrize("n_max", [7, 10])
+def test_molecule_fingerprint_invariant_to_rotation_permutation_translation(n_max, proper):
+    descriptor = Descriptor(n_max=n_max, cutoff=5.0, species=SPECIES)
+    references, moved_fingerprints = [], []
+    for molecule_seed in (1, 2, 3):
+        atoms = random_molecule(molecule_seed)
+        reference = descriptor.molecule(atoms)
+        for seed in range(3):
+            rng = np.random.default_rng(seed)
+            moved = atoms[rng.permutation(len(atoms))]
+            moved.positions = moved.positions @ random_orthogonal(seed, proper).T + rng.normal(size=3) * 10
+            moved_fingerprints.append(descriptor.molecule(moved))
+            references.append(reference)
+    assert_invariant(moved_fingerprints, references, rtol=1e-10)
 
 
 def test_molecules_batch_equals_single(species_descriptor):
@@ -125,16 +134,17 @@ def test_environment_derivatives_match_finite_differences(feature):
 
 # ---------------------------------------------------------------------------- atom-centred
 @pytest.mark.parametrize("proper", [True, False])
-def test_local_fingerprints_invariant(silicon, proper):
-    descriptor = Descriptor(n_max=7, cutoff=4.7)
-    reference = descriptor.local(silicon)
+@pytest.mark.parametrize("n_max", [7, 10])
+def test_local_fingerprints_invariant(silicon, n_max, proper):
+    descriptor = Descriptor(n_max=n_max, cutoff=4.7)
+    reference = descriptor.local(silicon)  # (atoms, invariants)
     rotation = random_orthogonal(11, proper)
     rotated = silicon.copy()
     rotated.set_cell(silicon.cell.array @ rotation.T, scale_atoms=False)
     rotated.positions = silicon.positions @ rotation.T + [0.3, -1.2, 2.5]
-    assert relative_error(descriptor.local(rotated), reference) < 1e-10
+    assert_invariant(descriptor.local(rotated), reference, rtol=1e-10)
     order = np.random.default_rng(0).permutation(len(silicon))
-    assert relative_error(descriptor.local(silicon[order]), reference[order]) < 1e-10
+    assert_invariant(descriptor.local(silicon[order]), reference[order], rtol=1e-10)
 
 
 def test_local_fingerprints_of_supercell_repeat_the_cell(silicon):

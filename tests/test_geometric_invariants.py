@@ -5,6 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from geometry import assert_invariant, random_rotation
 from milad.invariants.geometric import (
     candidate_geometric_invariants,
     generate_geometric_invariants,
@@ -23,14 +24,6 @@ def invariant_set():
 @pytest.fixture(scope="module")
 def invariant_set_all_orders():
     return generate_geometric_invariants(max_order=4, min_order=0, seed=0)
-
-
-def _rotation(rng, proper=True):
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q if proper else -q @ np.diag([1.0, 1.0, -1.0])  # det -1
 
 
 def _moment_index(max_order):
@@ -62,17 +55,23 @@ def test_counts_reach_the_maximum(invariant_set, invariant_set_all_orders):
 @pytest.mark.parametrize("proper", [True, False])
 @pytest.mark.parametrize("which", ["invariant_set", "invariant_set_all_orders"])
 def test_rotation_invariance(request, which, proper):
+    """Rotations (proper) or rotation-inversions (improper), and permutations of the atoms."""
     invariants = request.getfixturevalue(which)
     rng = np.random.default_rng(7 if proper else 11)
+    references, moved = [], []
     for _ in range(5):
         n = int(rng.integers(3, 12))
         positions = rng.uniform(-1, 1, size=(n, 3))
         weights = rng.uniform(0.5, 2.0, size=n)
-        reference = invariants.evaluate(geometric_moments(positions, weights, 4))
-        rotation = _rotation(rng, proper)
-        rotated = invariants.evaluate(geometric_moments(positions @ rotation.T, weights, 4))
-        assert np.max(np.abs(rotated - reference)) < 1e-10 * np.linalg.norm(reference)
-        assert np.max(np.abs(rotated - reference) / np.maximum(np.abs(reference), 1e-300)) < 1e-8
+        rotation = random_rotation(rng, proper)
+        assert np.linalg.det(rotation) == pytest.approx(1.0 if proper else -1.0)
+        references.append(invariants.evaluate(geometric_moments(positions, weights, 4)))
+        moved.append(invariants.evaluate(geometric_moments(positions @ rotation.T, weights, 4)))
+        # permuting the atoms changes nothing either
+        order = rng.permutation(n)
+        references.append(references[-1])
+        moved.append(invariants.evaluate(geometric_moments(positions[order], weights[order], 4)))
+    assert_invariant(moved, references, rtol=1e-10)
 
 
 def test_first_suk_flusser_invariants_are_candidates():

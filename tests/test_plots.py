@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy.spatial.distance import pdist  # noqa: E402
 
+from geometry import assert_invariant  # noqa: E402
 from milad.completeness import (  # noqa: E402
     completeness_differences,
     completeness_summary,
@@ -48,15 +49,59 @@ def test_pair_geometry():
     np.testing.assert_allclose(np.sort(pdist(b)), np.sort(pdist(b_prime)), atol=1e-15)
 
 
-def test_only_four_body_invariants_tell_the_pair_apart(table):
-    low = table[table["degree"] <= 3]
-    high = table[table["degree"] == 4]
-    assert len(low) > 0 and len(high) > 0
-    assert np.abs(low["difference"]).max() < 1e-12
-    assert np.abs(high["difference"]).max() > 1e-6
+# Invariants per correlation order nu in milad's shipped sets (pinned by the sets themselves).
+SET_COUNTS = {7: {1: 4, 2: 16, 3: 88, 4: 9}, 10: {1: 6, 2: 30, 3: 238, 4: 9}}
+# The paper (section II E, Fig. 1; milad.paper.COMPLETENESS) has 21 of its 29 nu = 4 invariants
+# tell B and B' apart. milad's sets have 9, not 29: the reduction keeps, moment order by moment
+# order, lower correlation orders first, and from n = 6 on the nu <= 3 invariants reach the
+# maximum by themselves (the n_max = 10 set begins with the n_max = 7 set and has the same 9).
+# 8 of the 9 differ, by 7.5e-5 to 1.70e-3; the ninth, c_1(1,1)_2 c_3(1,1)_2, couples only the
+# l = 1 vectors u = c_1,1 and v = c_3,1: up to a constant it is (u.v)^2 - |u|^2 |v|^2 / 3, a
+# function of nu = 2 (power-spectrum) scalars, which the pair is built to share (checked below).
+NU4_DIFFER = 8
+NU4_EQUAL = "c_1(1,1)_2 c_3(1,1)_2"
+LARGEST_DIFFERENCE = ("c_3(1,1)_2 c_3(3,1)_2", 1.7014544e-3)
+
+
+@pytest.mark.parametrize("n_max", [7, 10])
+def test_only_four_body_invariants_tell_the_pair_apart(table, n_max):
+    if n_max != 7:
+        table = completeness_differences(n_max=n_max)
     summary = completeness_summary(table)
-    assert summary[4]["differ"] >= 1
+    assert {nu: row["count"] for nu, row in summary.items()} == SET_COUNTS[n_max]
+    # nu <= 3: every invariant equal to 1e-11 of its own size
+    low = table[table["degree"] <= 3]
+    assert_invariant(low["phi_B_prime"].to_numpy(), low["phi_B"].to_numpy(), rtol=1e-11)
     assert all(summary[nu]["differ"] == 0 for nu in (1, 2, 3))
+    # nu = 4: all but one differ, far above the tolerance (1e-10) or at rounding level
+    high = table[table["degree"] == 4]
+    assert summary[4]["differ"] == NU4_DIFFER
+    assert list(high.loc[~high["differs"], "label"]) == [NU4_EQUAL]
+    assert np.abs(high.loc[high["differs"], "difference"]).min() > 5e-5
+    assert np.abs(high.loc[~high["differs"], "difference"]).max() < 1e-15
+    assert np.abs(high.loc[~high["differs"], "phi_B"]).min() > 1e-3  # equal, not both zero
+    largest = high.loc[np.abs(high["difference"]).idxmax()]
+    assert largest["label"] == LARGEST_DIFFERENCE[0]
+    assert abs(largest["difference"]) == pytest.approx(LARGEST_DIFFERENCE[1], rel=1e-6)
+    assert summary[4]["max_abs_difference"] == pytest.approx(LARGEST_DIFFERENCE[1], rel=1e-6)
+
+
+def test_the_nu_4_invariant_that_does_not_differ_is_made_of_shared_scalar_products():
+    """u.u, v.v and u.v of the l = 1 moments u = c_1,1, v = c_3,1 are equal for B and B'."""
+    from milad.moments import geometric_moments, zernike_indices, zernike_moments
+
+    row = {tuple(r): i for i, r in enumerate(zernike_indices(3).tolist())}
+
+    def scalar_products(points):
+        c = zernike_moments(geometric_moments(points, np.ones(len(points)), 3), 3)
+        return np.array([
+            sum((-1) ** m * c[row[(n1, 1, m)]] * c[row[(n2, 1, -m)]] for m in (-1, 0, 1))
+            for n1, n2 in [(1, 1), (3, 3), (1, 3)]
+        ])
+
+    b, b_prime = (scalar_products(points) for points in pozdnyakov_pair())
+    assert np.abs(b).min() > 1e-3
+    assert_invariant(b_prime, b, rtol=1e-11)
 
 
 def test_figure_data_match_the_moment_route(table):

@@ -15,6 +15,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from geometry import assert_invariant
 from milad.data import DataUnavailableError
 from milad.descriptor import Descriptor
 from milad.potential import (
@@ -154,28 +155,27 @@ def test_training_path_matches_the_calculator(potential, dataset):
 
 
 def test_invariant_to_rotation_permutation_and_translation(potential):
+    """Energy, every atomic energy and every force component (each Cartesian component to its
+    own size over the atoms) follow the atoms."""
     atoms = _cells(1, seed=5, repeat=(2, 1, 1))[0]
-    energy, _, forces = _quiet(potential.evaluate, atoms)
+    energy, atomic, forces = _quiet(potential.evaluate, atoms)
 
     rotated = atoms.copy()
     rotated.rotate(37.0, (1.0, -2.0, 0.5), rotate_cell=True)
     rotation = np.linalg.solve(atoms.cell[:], rotated.cell[:])  # row vectors: r' = r @ R
-    e_rot, _, f_rot = _quiet(potential.evaluate, rotated)
-    assert e_rot == pytest.approx(energy, rel=1e-10)
-    np.testing.assert_allclose(f_rot, forces @ rotation, atol=1e-9)
-
     order = np.random.default_rng(0).permutation(len(atoms))
-    permuted = atoms[order]
-    e_perm, eps_perm, f_perm = _quiet(potential.evaluate, permuted)
-    assert e_perm == pytest.approx(energy, rel=1e-12)
-    np.testing.assert_allclose(f_perm, forces[order], atol=1e-10)
-
     translated = atoms.copy()
     translated.translate((0.7, -1.3, 2.9))
     translated.wrap()
-    e_tr, _, f_tr = _quiet(potential.evaluate, translated)
-    assert e_tr == pytest.approx(energy, rel=1e-10)
-    np.testing.assert_allclose(f_tr, forces, atol=1e-9)
+    for name, moved, atom_order, frame in [
+        ("rotated", rotated, slice(None), rotation),
+        ("permuted", atoms[order], order, np.eye(3)),
+        ("translated", translated, slice(None), np.eye(3)),
+    ]:
+        e_moved, atomic_moved, f_moved = _quiet(potential.evaluate, moved)
+        assert_invariant(e_moved, energy, rtol=1e-12, err_msg=f"{name}: energy")
+        assert_invariant(atomic_moved, atomic[atom_order], rtol=1e-12, err_msg=f"{name}: atomic energies")
+        assert_invariant(f_moved, forces[atom_order] @ frame, rtol=1e-10, err_msg=f"{name}: forces")
 
 
 def test_save_and_reload_predict_identical_numbers(tmp_path, dataset):
