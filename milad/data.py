@@ -38,6 +38,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from .io import atomic_output, atomic_path
 from .paper import DECODING_DESCRIPTOR
 
 __all__ = [
@@ -583,23 +584,19 @@ def fetch_mlearn(
 
 def _unpack_embedded(shipped: Path, destination: Path, expected: str, what: str,
                      url: str) -> FetchedFile:
-    """Decompress a shipped ``.json.xz`` to ``destination`` (through a ``.part`` file, kept
+    """Decompress a shipped ``.json.xz`` to ``destination`` (through a temporary file, renamed
     only once its sha256 equals ``expected``); ``ChecksumError`` when it does not or the xz
     stream is damaged."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
+    digests = []
     try:
-        with lzma.open(shipped, "rb") as source, open(partial, "wb") as out:
+        with lzma.open(shipped, "rb") as source, atomic_output(
+                destination, verify=lambda path: digests.append(_verify(path, expected, what))
+        ) as out:
             shutil.copyfileobj(source, out)
-        digest = _verify(partial, expected, what)
     except (lzma.LZMAError, EOFError) as error:
-        partial.unlink(missing_ok=True)
         raise ChecksumError(f"{what}: {shipped} is not a valid xz file ({error})") from error
-    except ChecksumError:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(destination)
-    return FetchedFile(destination, "embedded", digest, True, url)
+    return FetchedFile(destination, "embedded", digests[0], True, url)
 
 
 def _fetch_file(
@@ -620,9 +617,10 @@ def _fetch_file(
 ) -> FetchedFile:
     """Shared order of ``fetch_mlearn`` and ``fetch_qm9_archive``: the mirrored file when one
     is given, then a verified file already at ``destination``, then a download (written to a
-    ``.download`` file and renamed once verified, so an interrupted download leaves nothing
-    that looks finished). Unpinned files (neither ``expected_sha256`` nor ``expected_md5``) are
-    accepted with a ``UserWarning`` giving the digest.
+    temporary file and renamed once verified, so neither an interrupted nor a corrupt download
+    ever lies under the final name: :func:`milad.io.atomic_path`). Unpinned files (neither
+    ``expected_sha256`` nor ``expected_md5``) are accepted with a ``UserWarning`` giving the
+    digest.
     mirror_name names the mirror in that warning; mirror_kind ("mirror", "local copy") in the
     error messages. earlier: why sources tried before (the embedded copy) gave nothing; they
     open the error message; earlier_corrupt: one was corrupt (any failure is then a
@@ -656,9 +654,8 @@ def _fetch_file(
                     unverified_warning(mirror_name, digest)
                 if destination.resolve() != mirrored.resolve():
                     destination.parent.mkdir(parents=True, exist_ok=True)
-                    partial = destination.with_name(destination.name + ".part")
-                    shutil.copyfile(mirrored, partial)
-                    partial.replace(destination)
+                    with open(mirrored, "rb") as source, atomic_output(destination) as out:
+                        shutil.copyfileobj(source, out)
                 return FetchedFile(destination, "mirror", digest, pinned, url)
         else:
             problems.append(f"not in the mirror (no file {mirrored})" if mirror_kind == "mirror"
@@ -674,19 +671,17 @@ def _fetch_file(
         problems.append("downloads are disabled")
     else:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(destination.name + ".download")
+        digests = []
         try:
-            (downloader or _urllib_download)(url, partial)
-            digest = verify(partial)
+            with atomic_path(destination, lambda path: digests.append(verify(path))) as partial:
+                (downloader or _urllib_download)(url, partial)
         except ChecksumError as error:
             corrupt = error
             problems.append(f"the download from {url} is corrupt ({error})")
-            partial.unlink(missing_ok=True)
         except Exception as error:  # any network or client failure: report it, do not crash
             problems.append(f"download from {url} failed ({type(error).__name__}: {error})")
-            partial.unlink(missing_ok=True)
         else:
-            partial.replace(destination)
+            digest = digests[0]
             if not pinned:
                 unverified_warning(url, digest)
             return FetchedFile(destination, "download", digest, pinned, url)

@@ -26,6 +26,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .io import atomic_output, atomic_write_text
+
 __all__ = [
     "REQUIRED_FIELDS",
     "git_commit",
@@ -161,7 +163,7 @@ def write_csv(
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"index": False, "float_format": "%.17g"}
     options.update(to_csv)
-    with open(path, "w") as handle:
+    with atomic_output(path, "w") as handle:
         for line in comments:
             handle.write(f"# {line}\n")
         handle.write("\n".join(provenance_comment_lines(record)) + "\n")
@@ -216,7 +218,7 @@ def write_html_table(
         + (f"<h3>Notes</h3><ol>{note_items}</ol>" if note_items else "")
         + f"<h3>Provenance</h3><ul>{items}</ul></body></html>\n"
     )
-    path.write_text(page)
+    atomic_write_text(path, page)
     return path
 
 

@@ -48,6 +48,7 @@ from .data import (
     read_qm9_subset,
     sha256_of,
 )
+from .io import atomic_output, atomic_write_text
 from .paper import DECODING, DECODING_DESCRIPTOR, DECODING_EXPERIMENT, RDKIT_VALIDATION
 
 if TYPE_CHECKING:
@@ -159,9 +160,8 @@ def build_subset(
             atoms.info["provenance"] = note
         from ase.io import write
 
-        partial = destination.with_name(destination.name + ".part")
-        write(partial, molecules, format="extxyz")
-        partial.replace(destination)
+        with atomic_output(destination, "w") as handle:
+            write(handle, molecules, format="extxyz")
         manifest["compared_with_shipped"] = f"identical to {atol:g} A (IDs, order, symbols, SMILES)"
     manifest.update(
         n_molecules=len(molecules),
@@ -383,9 +383,10 @@ def run_decode(
     structure_path, record_path = Path(structure_path), Path(record_path)
     structure_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.parent.mkdir(parents=True, exist_ok=True)
-    write(structure_path, atoms, format="extxyz")
+    with atomic_output(structure_path, "w") as handle:
+        write(handle, atoms, format="extxyz")
     data = with_provenance(record, provenance) if provenance is not None else record
-    record_path.write_text(json.dumps(data, indent=1, allow_nan=True) + "\n")
+    atomic_write_text(record_path, json.dumps(data, indent=1, allow_nan=True) + "\n")
     return record
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from ase import Atoms
@@ -33,6 +35,7 @@ from milad.cli import main
 from milad.compare import compare
 from milad.decode import decode
 from milad.descriptor import Descriptor
+from milad.io import OutputWriteError, atomic_output, atomic_path
 from milad.potential import Ensemble, ModelFileError, Potential, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +155,108 @@ def test_full_disk_leaves_no_partial_file_and_exits_nonzero(tmp_path, water, cap
     assert capsys.readouterr().err.strip() == (
         f"milad fingerprint: error: could not write {output}: No space left on device")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["water.xyz"]
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_verify_hook_decides_whether_the_output_lands(tmp_path):
+    target = tmp_path / "data.json"
+    target.write_bytes(b"old")
+
+    def refuse(temporary):
+        assert temporary.parent == tmp_path and temporary != target
+        assert temporary.read_bytes() == b"corrupt" and target.read_bytes() == b"old"
+        raise ValueError("sha256 mismatch")
+
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        with atomic_output(target, verify=refuse) as handle:
+            handle.write(b"corrupt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
+    assert target.read_bytes() == b"old"
+    checked = []
+    with atomic_path(target, verify=checked.append) as temporary:
+        temporary.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and checked == [temporary] and not temporary.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
+
+
+@pytest.mark.parametrize("fault", ["write", "sync", "rename", "folder is a file"])
+def test_failed_write_names_the_output_and_leaves_nothing(tmp_path, monkeypatch, fault):
+    target = tmp_path / "table.csv"
+    if fault == "folder is a file":
+        (tmp_path / "afile").write_text("")
+        target = tmp_path / "afile" / "table.csv"
+    else:
+        target.write_text("old\n")
+        if fault != "write":
+            monkeypatch.setattr(os, {"sync": "fsync", "rename": "replace"}[fault], _no_space)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(OutputWriteError) as error:
+        with atomic_output(target, "w") as handle:
+            handle.write("partial\n")
+            if fault == "write":
+                _no_space()
+    reason = os.strerror(errno.ENOTDIR if fault == "folder is a file" else errno.ENOSPC)
+    assert str(error.value) == f"could not write {target}: {reason}"
+    assert error.value.filename == str(target)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_table_and_figure_writers_fail_without_leaving_a_file(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from milad.plots import save_figure
+    from milad.provenance import write_csv
+
+    table = tmp_path / "table.csv"
+    write_csv(pd.DataFrame({"a": [1.5]}), table, {"config": {}})
+    written = table.read_bytes()
+
+    def full_disk(self, handle, **options):
+        handle.write("a\n1.")
+        _no_space()
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    with pytest.raises(OutputWriteError, match=f"^could not write {re.escape(str(table))}: No space"):
+        write_csv(pd.DataFrame({"a": [2.5]}), table, {"config": {}})
+    monkeypatch.setattr(os, "fsync", _no_space)  # the figure is written, then the disk is full
+    figure = tmp_path / "figures" / "fig.png"
+    with pytest.raises(OutputWriteError, match=f"^could not write {re.escape(str(figure))}: No space"):
+        save_figure(Figure(), [figure])
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["figures", "table.csv"]
+    assert table.read_bytes() == written
+
+
+def test_pipeline_script_with_a_full_disk_fails_naming_the_file(tmp_path):
+    """A Snakemake script (potential_inventory.py) run as Snakemake runs it, its disk full when
+    the output is synced: a nonzero exit, the error naming the output, no file left."""
+    manifest = {"element": "Si", "split": "training", "available": True}
+    (tmp_path / "Si_training").mkdir()
+    (tmp_path / "Si_training" / "manifest.json").write_text(json.dumps(manifest))
+    output, log = tmp_path / "out" / "inventory.json", tmp_path / "job.log"
+    output.parent.mkdir()
+    job = SimpleNamespace(input=[str(tmp_path / "Si_training")], output=[str(output)],
+                          log=[str(log)], config={}, rule="mlearn_inventory", threads=1,
+                          scriptdir=str(ROOT / "workflow" / "scripts"))
+    driver = (
+        "import errno, os, runpy, sys, types\n"
+        f"sys.path.insert(0, {job.scriptdir!r})\n"
+        "def full(descriptor):\n"
+        "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+        "os.fsync = full\n"
+        f"job = types.SimpleNamespace(**{vars(job)!r})\n"
+        f"runpy.run_path({job.scriptdir + '/potential_inventory.py'!r}, "
+        "init_globals={'snakemake': job}, run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    text = log.read_text()
+    assert result.returncode != 0, text
+    assert text.strip().splitlines()[-1] == (
+        f"milad.io.OutputWriteError: could not write {output}: No space left on device"), text
+    assert list(output.parent.iterdir()) == []
 
 
 # ---------------------------------------------------------------------- input validation

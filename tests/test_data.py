@@ -155,6 +155,37 @@ def test_corrupt_download_is_rejected_and_not_kept(tmp_path, pinned):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_download_gets_the_final_name_only_once_verified(tmp_path, pinned):
+    """The downloader fills a temporary file beside the destination; a corrupt or interrupted
+    download is removed and never replaces the file there, a verified one does."""
+    good = tmp_path / "good.json"
+    pinned("Mo", "training", _write_json(good, [_record()]))
+    destination = tmp_path / "out" / "training.json"
+    _write_json(destination, [_record(3)])  # not the pinned file: replaced by a good download
+    old = destination.read_bytes()
+    content = {"corrupt": b"[]", "interrupted": good.read_bytes()[:10], "good": good.read_bytes()}
+
+    def download(kind):
+        def fake_download(url, temporary):
+            temporary = Path(temporary)
+            assert temporary.parent == destination.parent and temporary.name != destination.name
+            assert destination.read_bytes() == old
+            temporary.write_bytes(content[kind])
+            if kind == "interrupted":
+                raise ConnectionResetError("connection reset by peer")
+        return fake_download
+
+    with pytest.raises(ChecksumError, match="the download from .* is corrupt"):
+        fetch_mlearn("Mo", "training", destination, downloader=download("corrupt"))
+    with pytest.raises(DataUnavailableError, match="connection reset by peer"):
+        fetch_mlearn("Mo", "training", destination, downloader=download("interrupted"))
+    assert [p.name for p in destination.parent.iterdir()] == ["training.json"]
+    assert destination.read_bytes() == old
+    fetched = fetch_mlearn("Mo", "training", destination, downloader=download("good"))
+    assert fetched.source == "download" and destination.read_bytes() == good.read_bytes()
+    assert [p.name for p in destination.parent.iterdir()] == ["training.json"]
+
+
 def test_verified_file_at_destination_is_reused_without_download(tmp_path, pinned):
     digest = _write_json(tmp_path / "out" / "test.json", [_record()])
     pinned("Ge", "test", digest)

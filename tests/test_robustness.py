@@ -117,9 +117,11 @@ def test_killed_run_resumes_without_losing_finished_jobs(tmp_path):
         for j in finished for path in started[j]["output"] if (workdir / path).is_file()
     }
     assert done_outputs, log
-    # A job killed while writing leaves a truncated output behind; make sure there is one
-    # (the kill may come before the job wrote anything) so that the incomplete-file check
-    # is exercised: Snakemake marked the job's outputs incomplete when it started it.
+    # A killed job may leave some of its outputs written and others not (each whole: the
+    # scripts write through milad.io.atomic_output), or a truncated one if a script did not;
+    # make sure there is one (the kill may come before the job wrote anything) so that the
+    # incomplete-file check is exercised: Snakemake marked the job's outputs incomplete when
+    # it started it.
     victim = workdir / started[killed[0]]["output"][0]
     victim.parent.mkdir(parents=True, exist_ok=True)
     victim.write_bytes(b"truncated")

@@ -11,6 +11,7 @@ over flat term arrays (no Python loop over invariants or terms).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numba
 import numpy as np
+
+from ..io import atomic_output
 
 __all__ = ["Invariant", "InvariantSet", "FORMAT_VERSION"]
 
@@ -272,11 +275,13 @@ class InvariantSet:
         """Write as JSON (gzip-compressed when the name ends in .gz)."""
         path = Path(path)
         text = json.dumps(self.to_dict(), separators=(",", ":"))
-        if path.suffix == ".gz":
-            with gzip.open(path, "wt", encoding="utf-8") as handle:
-                handle.write(text)
-        else:
-            path.write_text(text, encoding="utf-8")
+        with atomic_output(path) as handle:
+            if path.suffix == ".gz":  # named as gzip.open(path) would name it
+                with gzip.GzipFile(filename=path, mode="wb", fileobj=handle) as archive, \
+                        io.TextIOWrapper(archive, encoding="utf-8") as wrapper:
+                    wrapper.write(text)
+            else:
+                handle.write(text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | Path) -> "InvariantSet":

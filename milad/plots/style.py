@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Iterable
 
+from ..io import atomic_output
+
 __all__ = ["DEGREE_COLOURS", "MODE_COLOURS", "MODE_LABELS", "panel_grid", "save_figure"]
 
 #: colour of each correlation order nu (completeness figure)
@@ -22,11 +24,13 @@ MODE_LABELS = {
 
 
 def save_figure(fig, paths: Iterable[str | Path], dpi: int = 150) -> None:
-    """Save ``fig`` to every path (format from the suffix), creating parent folders."""
+    """Save ``fig`` to every path (format from the suffix), creating parent folders; each file
+    is written whole or not at all (:func:`milad.io.atomic_output`)."""
     for path in paths:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi)
+        with atomic_output(path) as handle:
+            fig.savefig(handle, dpi=dpi, format=path.suffix.lstrip(".").lower() or None)
 
 
 

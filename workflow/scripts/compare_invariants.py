@@ -5,13 +5,13 @@ differ; an order without a shipped set is reported as "not shipped" and passes.
 """
 
 import json
-from pathlib import Path
 
 from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
 from milad.invariants import InvariantSet, shipped_invariant_path  # noqa: E402
+from milad.io import atomic_write_text  # noqa: E402
 from milad.provenance import provenance  # noqa: E402
 
 
@@ -60,4 +60,4 @@ if report["status"] == "DIFFERENT":
         f"the regenerated n_max={n_max} invariant set differs from the shipped "
         f"{shipped_path}: {report['differences']}"
     )
-Path(snakemake.output.report).write_text(json.dumps(report, indent=2) + "\n")  # noqa: F821
+atomic_write_text(snakemake.output.report, json.dumps(report, indent=2) + "\n")  # noqa: F821

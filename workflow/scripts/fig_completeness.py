@@ -10,7 +10,7 @@ from milad.completeness import completeness_differences, completeness_summary  #
 from milad.invariants import InvariantSet  # noqa: E402
 from milad.paper import COMPLETENESS  # noqa: E402
 from milad.plots import plot_completeness  # noqa: E402
-from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
+from milad.provenance import provenance, write_csv  # noqa: E402
 
 tolerance = float(snakemake.params.tolerance)  # noqa: F821
 invariants = InvariantSet.load(snakemake.input.invariants)  # noqa: F821
@@ -22,9 +22,7 @@ print(json.dumps(summary, indent=2))
 plot_completeness(table, [snakemake.output.pdf, snakemake.output.png], tolerance)  # noqa: F821
 
 record = provenance(snakemake.config, rule="fig_completeness", summary=summary)  # noqa: F821
-with open(snakemake.output.csv, "w") as handle:  # noqa: F821
-    handle.write("# Phi_B - Phi_B' for the Pozdnyakov et al. pair (paper Fig. 1); the paper "
-                 f"reports non-zero differences for {COMPLETENESS['nu4_differ']} of its "
-                 f"{COMPLETENESS['nu4_invariants']} nu = 4 invariants only\n")
-    handle.write("\n".join(provenance_comment_lines(record)) + "\n")
-    table.to_csv(handle, index=False, float_format="%.17g")
+write_csv(table, snakemake.output.csv, record,  # noqa: F821
+          comments=["Phi_B - Phi_B' for the Pozdnyakov et al. pair (paper Fig. 1); the paper "
+                    f"reports non-zero differences for {COMPLETENESS['nu4_differ']} of its "
+                    f"{COMPLETENESS['nu4_invariants']} nu = 4 invariants only"])

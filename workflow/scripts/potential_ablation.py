@@ -7,6 +7,7 @@ from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
+from milad.io import atomic_write_text  # noqa: E402
 from milad.plots import plot_ablation, plot_missing_data  # noqa: E402
 from milad.potential.selection import ablation_markdown, ablation_table, selection_table  # noqa: E402
 from milad.provenance import provenance, write_csv  # noqa: E402
@@ -21,7 +22,7 @@ print(ablation.to_string())
 write_csv(ablation, out.csv, record,
           comments=["Ablation: cross-validation RMSEs over the training files without and with "
                     "each lever; ratio = with / without (below 1: the lever helps)"])
-Path(out.md).write_text(ablation_markdown(ablation, record=record))
+atomic_write_text(out.md, ablation_markdown(ablation, record=record))
 if len(ablation):
     plot_ablation(ablation, [out.png, out.pdf])
 else:  # no element had training data (or no lever both of its configurations): say so

@@ -6,12 +6,12 @@ file is not an input of this rule.
 """
 
 import json
-from pathlib import Path
 
 from milad_job import start_job
 
 start_job(snakemake, torch_threads=True)  # noqa: F821
 
+from milad.io import atomic_write_text  # noqa: E402
 from milad.potential import FingerprintSet, cross_validation_fold, unavailable_reason  # noqa: E402
 from milad.provenance import provenance, with_provenance  # noqa: E402
 
@@ -37,4 +37,4 @@ else:
 record = with_provenance(record, provenance(snakemake.config, rule=snakemake.rule,  # noqa: F821
                                             element=wildcards.element,
                                             configuration=wildcards.configuration, fold=fold))
-Path(snakemake.output[0]).write_text(json.dumps(record, indent=1, default=float) + "\n")  # noqa: F821
+atomic_write_text(snakemake.output[0], json.dumps(record, indent=1, default=float) + "\n")  # noqa: F821

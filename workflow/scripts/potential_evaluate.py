@@ -8,13 +8,13 @@ from the training file for early stopping), ``training`` (the whole training fil
 
 import json
 import sys
-from pathlib import Path
 
 from milad_job import start_job
 
 start_job(snakemake, torch_threads=True)  # noqa: F821
 
 import numpy as np  # noqa: E402
+from milad.io import atomic_output, atomic_write_text  # noqa: E402
 from milad.potential import FingerprintSet, load_model, set_metrics, unavailable_reason  # noqa: E402
 from milad.provenance import provenance  # noqa: E402
 
@@ -23,10 +23,11 @@ record = provenance(snakemake.config, rule=snakemake.rule, element=element)  # n
 reason = unavailable_reason(snakemake.input.model)  # noqa: F821
 if reason is not None:
     print(f"NO POTENTIAL for {element}: {reason}")
-    Path(snakemake.output.metrics).write_text(json.dumps(  # noqa: F821
+    atomic_write_text(snakemake.output.metrics, json.dumps(  # noqa: F821
         {"element": element, "available": False, "reason": reason, "provenance": record},
         indent=1) + "\n")
-    np.savez(snakemake.output.predictions, unavailable=np.array(reason))  # noqa: F821
+    with atomic_output(snakemake.output.predictions) as handle:  # noqa: F821
+        np.savez(handle, unavailable=np.array(reason))
     sys.exit(0)
 potential = load_model(snakemake.input.model)  # noqa: F821
 training = FingerprintSet.load(snakemake.input.training)  # noqa: F821
@@ -79,5 +80,6 @@ summary = {
     "training_wall_seconds": potential.metadata.get("wall_seconds"),
     "provenance": record,
 }
-Path(snakemake.output.metrics).write_text(json.dumps(summary, indent=1) + "\n")  # noqa: F821
-np.savez_compressed(snakemake.output.predictions, **arrays)  # noqa: F821
+atomic_write_text(snakemake.output.metrics, json.dumps(summary, indent=1) + "\n")  # noqa: F821
+with atomic_output(snakemake.output.predictions) as handle:  # noqa: F821
+    np.savez_compressed(handle, **arrays)

@@ -23,6 +23,7 @@ from milad.data import (  # noqa: E402
     mlearn_url,
     read_mlearn,
 )
+from milad.io import atomic_write_text  # noqa: E402
 from milad.provenance import provenance  # noqa: E402
 
 element = snakemake.wildcards.element  # noqa: F821
@@ -73,4 +74,4 @@ manifest["warnings"] = [str(w.message) for w in caught]
 for message in manifest["warnings"]:
     print(f"warning: {message}")
 manifest["provenance"] = provenance(snakemake.config, rule=snakemake.rule)  # noqa: F821
-(out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")

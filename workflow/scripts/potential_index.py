@@ -7,6 +7,7 @@ from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
+from milad.io import atomic_write_text  # noqa: E402
 from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
 
 inventory = json.loads(Path(snakemake.input.inventory).read_text())  # noqa: F821
@@ -23,5 +24,5 @@ for element in snakemake.params.elements:  # noqa: F821
     lines.append(f"- {element}: " + ", ".join(f"[{n}]({n})" for n in names if n in figures))
 record = provenance(snakemake.config, rule=snakemake.rule)  # noqa: F821
 lines += ["", "## Provenance", ""] + [f"- {l}" for l in provenance_comment_lines(record, prefix="")]
-Path(snakemake.output[0]).write_text("\n".join(lines) + "\n")  # noqa: F821
+atomic_write_text(snakemake.output[0], "\n".join(lines) + "\n")  # noqa: F821
 print("\n".join(lines))

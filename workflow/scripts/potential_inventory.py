@@ -11,6 +11,7 @@ from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
+from milad.io import atomic_write_text  # noqa: E402
 from milad.provenance import provenance  # noqa: E402
 
 files = {}
@@ -34,4 +35,4 @@ inventory = {
     "missing": missing,
     "provenance": provenance(snakemake.config, rule=snakemake.rule),  # noqa: F821
 }
-Path(snakemake.output[0]).write_text(json.dumps(inventory, indent=1) + "\n")  # noqa: F821
+atomic_write_text(snakemake.output[0], json.dumps(inventory, indent=1) + "\n")  # noqa: F821

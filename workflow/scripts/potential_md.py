@@ -13,6 +13,7 @@ from milad_job import start_job
 start_job(snakemake, torch_threads=True)  # noqa: F821
 
 from milad.data import read_mlearn  # noqa: E402
+from milad.io import atomic_write_text  # noqa: E402
 from milad.plots import plot_missing_data, plot_nve  # noqa: E402
 from milad.potential import load_model, run_nve, unavailable_reason  # noqa: E402
 from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
@@ -67,6 +68,6 @@ else:
         f"{calculator.n_extrapolations} of {run['steps'] + 1} evaluations",
     ]
 result["provenance"] = record
-Path(out.json).write_text(json.dumps(result, indent=1) + "\n")
+atomic_write_text(out.json, json.dumps(result, indent=1) + "\n")
 lines += ["", "## Provenance", ""] + [f"- {l}" for l in provenance_comment_lines(record, prefix="")]
-Path(out.md).write_text("\n".join(lines) + "\n")
+atomic_write_text(out.md, "\n".join(lines) + "\n")

@@ -9,6 +9,7 @@ from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
+from milad.io import atomic_write_text  # noqa: E402
 from milad.potential.selection import choose, selection_markdown, selection_table  # noqa: E402
 from milad.provenance import provenance, with_provenance, write_csv  # noqa: E402
 
@@ -19,12 +20,12 @@ record = provenance(snakemake.config, rule=snakemake.rule)  # noqa: F821
 print(table.to_string())
 if snakemake.rule == "potential_choice":  # noqa: F821
     choice = with_provenance({"chosen": choose(table), "baseline": params.baseline}, record)
-    Path(snakemake.output[0]).write_text(json.dumps(choice, indent=1) + "\n")  # noqa: F821
+    atomic_write_text(snakemake.output[0], json.dumps(choice, indent=1) + "\n")  # noqa: F821
 else:
     write_csv(table, snakemake.output.csv, record,  # noqa: F821
               comments=["Model selection: k-fold cross-validation over each element's training "
                         f"file ({params.mode} mode); RMSEs pooled over the held-out folds, "
                         "energies meV/atom, forces eV/A; score = CV energy / baseline's + CV "
                         "force / baseline's"])
-    Path(snakemake.output.md).write_text(  # noqa: F821
-        selection_markdown(table, baseline=params.baseline, record=record))
+    atomic_write_text(snakemake.output.md,  # noqa: F821
+                      selection_markdown(table, baseline=params.baseline, record=record))

@@ -18,7 +18,13 @@ start_job(snakemake)  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from milad.paper import ELEMENTS, RMSE, RMSE_SOURCES, TABLE2  # noqa: E402
-from milad.provenance import provenance, provenance_comment_lines, write_html_table  # noqa: E402
+from milad.io import atomic_write_text  # noqa: E402
+from milad.provenance import (  # noqa: E402
+    provenance,
+    provenance_comment_lines,
+    write_csv,
+    write_html_table,
+)
 
 OURS = "MILAD, paper settings"
 TUNED = "MILAD, tuned"
@@ -52,6 +58,11 @@ def missing_reason(element):
     if not entry["available"]:
         return entry["reason"]
     return None if element in summaries else "no potential (see its metrics.json)"
+
+
+def numbered(note_lines):
+    """The notes as the CSV and LaTeX headers give them: ``note 1: ...``."""
+    return [f"note {i}: {line}" for i, line in enumerate(note_lines, 1)]
 
 
 def fmt(value, digits=2):
@@ -252,14 +263,9 @@ def write_rmse_table(rows, splits, title, md_path, csv_path, tex_path, html_path
     if tuned_run:
         cmp_rows.append({"method": "tuned at least as good as the best peer?", "split": "test",
                          **peer_comparison()})
-    # CSV
-    with open(csv_path, "w") as handle:
-        handle.write(f"# {title}\n# energies: RMSE meV/atom; forces: RMSE eV/A; empty: no value\n")
-        for i, line in enumerate(note_lines, 1):
-            handle.write(f"# note {i}: {line}\n")
-        handle.write("\n".join(provenance_comment_lines(record)) + "\n")
-        pd.concat([frame, pd.DataFrame(cmp_rows)], ignore_index=True).to_csv(
-            handle, index=False, float_format="%.6g")
+    write_csv(pd.concat([frame, pd.DataFrame(cmp_rows)], ignore_index=True), csv_path, record,
+              comments=[title, "energies: RMSE meV/atom; forces: RMSE eV/A; empty: no value",
+                        *numbered(note_lines)], float_format="%.6g")
 
     def cells(row, bold=False):
         out = []
@@ -294,10 +300,10 @@ def write_rmse_table(rows, splits, title, md_path, csv_path, tex_path, html_path
     lines += ["", "## Notes", ""] + [f"{i}. {line}" for i, line in enumerate(note_lines, 1)]
     lines += ["", "## Provenance", ""] + [f"- {line}" for line in
                                            provenance_comment_lines(record, prefix="")]
-    Path(md_path).write_text("\n".join(lines) + "\n")
+    atomic_write_text(md_path, "\n".join(lines) + "\n")
     # LaTeX
     n = len(elements)
-    tex = [f"% {title}"] + [f"% note {i}: {line}" for i, line in enumerate(note_lines, 1)]
+    tex = [f"% {title}"] + [f"% {line}" for line in numbered(note_lines)]
     tex += provenance_comment_lines(record, prefix="% ")
     tex += [
         "\\begin{tabular}{ll" + "r" * (2 * n) + "}",
@@ -313,7 +319,7 @@ def write_rmse_table(rows, splits, title, md_path, csv_path, tex_path, html_path
             values = [f"\\textbf{{{v}}}" if v not in ("-", "missing") else v for v in values]
         tex.append(f"{row['method']} & {row['split']} & " + " & ".join(values) + " \\\\")
     tex += ["\\hline", "\\end{tabular}"]
-    Path(tex_path).write_text("\n".join(tex) + "\n")
+    atomic_write_text(tex_path, "\n".join(tex) + "\n")
 
 
 out = snakemake.output  # noqa: F821
@@ -362,12 +368,9 @@ elif table == "table2":
         "out for early stopping, 'fitted' were used for the weights. Fingerprints: Zernike "
         "invariants to n_max = 7 (117), delta features, cosine cutoff at r_cut.",
     ]
-    with open(out.csv, "w") as handle:
-        handle.write("# Table II as used: data sizes and model settings per element, next to the paper's\n")
-        for i, line in enumerate(note_lines, 1):
-            handle.write(f"# note {i}: {line}\n")
-        handle.write("\n".join(provenance_comment_lines(record)) + "\n")
-        frame.to_csv(handle, index=False)
+    write_csv(frame, out.csv, record, float_format=None, comments=[
+        "Table II as used: data sizes and model settings per element, next to the paper's",
+        *numbered(note_lines)])
     write_html_table(frame, out.html, record, title="Table II as used, next to the paper's",
                      notes=note_lines)
     header = ["element", "training points", "fitted / validation", "test points", "r_cut (A)",
@@ -387,7 +390,7 @@ elif table == "table2":
     lines += ["", "## Notes", ""] + [f"{i}. {line}" for i, line in enumerate(note_lines, 1)]
     lines += ["", "## Provenance", ""] + [f"- {line}" for line in
                                            provenance_comment_lines(record, prefix="")]
-    Path(out.md).write_text("\n".join(lines) + "\n")
+    atomic_write_text(out.md, "\n".join(lines) + "\n")
 else:
     raise ValueError(f"unknown table {table!r}")
 print("written", list(out))

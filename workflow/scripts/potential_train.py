@@ -17,7 +17,7 @@ start_job(snakemake, torch_threads=True)  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from milad.potential import FingerprintSet, mark_unavailable, train_model, unavailable_reason  # noqa: E402
-from milad.provenance import provenance, provenance_comment_lines  # noqa: E402
+from milad.provenance import provenance, write_csv  # noqa: E402
 
 COLUMNS = ["epoch", "seconds", "evaluations", "learning_rate", "train_loss", "train_energy_rmse",
            "train_force_rmse", "validation_loss", "validation_energy_rmse",
@@ -32,10 +32,8 @@ reason = unavailable_reason(data_path)
 if reason is not None:
     print(f"NO TRAINING for {element}: {reason}")
     mark_unavailable(out.model, reason)
-    with open(out.history, "w") as handle:
-        handle.write(f"# no learning curve: {element} was not trained ({reason})\n")
-        handle.write("\n".join(provenance_comment_lines(record)) + "\n")
-        handle.write(",".join(COLUMNS) + "\n")
+    write_csv(pd.DataFrame(columns=COLUMNS), out.history, record,
+              comments=[f"no learning curve: {element} was not trained ({reason})"])
     sys.exit(0)
 data = FingerprintSet.load(data_path)
 print(f"{element}: {len(data)} training structures, {data.n_features} invariants; "
@@ -61,10 +59,9 @@ print(f"{model.n_parameters()} weights, trained in {time.perf_counter() - start:
 model.save(out.model)
 history = model.history
 curve = pd.DataFrame({k: history[k] for k in COLUMNS})
-with open(out.history, "w") as handle:
-    handle.write(f"# learning curve of the {element} potential; best epoch "
-                 f"{history['best_epoch'][0]} ({history['stop_reason'][0]})\n")
-    handle.write(f"# losses: eq. 38 (energy term {settings['training']['energy_term']}); RMSEs: "
-                 "energy eV/atom, forces eV/A\n")
-    handle.write("\n".join(provenance_comment_lines(record)) + "\n")
-    curve.to_csv(handle, index=False, float_format="%.10g")
+write_csv(curve, out.history, record, float_format="%.10g", comments=[
+    f"learning curve of the {element} potential; best epoch {history['best_epoch'][0]} "
+    f"({history['stop_reason'][0]})",
+    f"losses: eq. 38 (energy term {settings['training']['energy_term']}); RMSEs: energy "
+    "eV/atom, forces eV/A",
+])

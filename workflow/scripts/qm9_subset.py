@@ -5,13 +5,13 @@ listed; so does an archive that cannot be had or fails its checksum."""
 
 import json
 import warnings
-from pathlib import Path
 
 from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
 from milad.data import fetch_qm9_archive  # noqa: E402
+from milad.io import atomic_write_text  # noqa: E402
 from milad.provenance import job_provenance, with_provenance  # noqa: E402
 from milad.qm9 import build_subset  # noqa: E402
 
@@ -40,6 +40,7 @@ manifest["warnings"] = [str(w.message) for w in caught]
 for message in manifest["warnings"]:
     print(f"warning: {message}")
 print(json.dumps(manifest, indent=1))
-Path(snakemake.output.manifest).write_text(  # noqa: F821
+atomic_write_text(  # noqa: F821
+    snakemake.output.manifest,  # noqa: F821
     json.dumps(with_provenance(manifest, job_provenance(snakemake)), indent=1) + "\n"  # noqa: F821
 )

@@ -2,14 +2,13 @@
 (milad.qm9.decoding_summary), with notes on every place this run falls short of the paper
 (milad.qm9.summary_notes) and on the RDKit validation (milad.qm9.validation_notes)."""
 
-from pathlib import Path
-
 from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
+from milad.io import atomic_write_text  # noqa: E402
 from milad.provenance import (  # noqa: E402
     job_provenance,
     provenance_comment_lines,
@@ -43,4 +42,4 @@ for row in summary.itertuples(index=False):
 lines += ["", "## Notes", ""] + [f"{i}. {line}" for i, line in enumerate(notes, 1)]
 lines += ["", "## Provenance", ""] + [f"- {line}" for line in
                                        provenance_comment_lines(record, prefix="")]
-Path(snakemake.output.md).write_text("\n".join(lines) + "\n")  # noqa: F821
+atomic_write_text(snakemake.output.md, "\n".join(lines) + "\n")  # noqa: F821

@@ -6,6 +6,7 @@ from milad_job import start_job
 start_job(snakemake)  # noqa: F821
 
 
+from milad.io import atomic_output  # noqa: E402
 from milad.provenance import job_provenance, read_csv, write_csv  # noqa: E402
 from milad.qm9 import decodes_table, read_records, summary_notes  # noqa: E402
 
@@ -38,5 +39,6 @@ write_csv(
     ],
 )
 if snakemake.output.get("parquet"):  # noqa: F821
-    table.to_parquet(snakemake.output.parquet, index=False)  # noqa: F821
+    with atomic_output(snakemake.output.parquet) as handle:  # noqa: F821
+        table.to_parquet(handle, index=False)
 print(f"{len(table)} rows written")

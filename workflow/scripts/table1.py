@@ -6,13 +6,13 @@ numbers are computed here too) and the provenance, and writes CSV and Markdown.
 """
 
 import time
-from pathlib import Path
 
 from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
 from milad.invariants import candidate_invariants, invariant_counts  # noqa: E402
+from milad.io import atomic_write_text  # noqa: E402
 from milad.moments import zernike_indices  # noqa: E402
 from milad.paper import TABLE1  # noqa: E402
 from milad.provenance import (  # noqa: E402
@@ -123,7 +123,7 @@ def write_csv(path, rows, l_max_values, note_lines, record):
     out.append(",".join(["quantity", "source"] + [str(l) for l in l_max_values]))
     for key, source, values in rows:
         out.append(",".join([key, source] + ["" if v is None else str(v) for v in values]))
-    Path(path).write_text("\n".join(out) + "\n")
+    atomic_write_text(path, "\n".join(out) + "\n")
 
 
 def write_markdown(path, rows, l_max_values, note_lines, record):
@@ -142,7 +142,7 @@ def write_markdown(path, rows, l_max_values, note_lines, record):
     out += [f"{i}. {line}" for i, line in enumerate(note_lines, 1)]
     out += ["", "## Provenance", ""]
     out += [f"- {line}" for line in provenance_comment_lines(record, prefix="")]
-    Path(path).write_text("\n".join(out) + "\n")
+    atomic_write_text(path, "\n".join(out) + "\n")
 
 
 l_max_values = list(range(2, int(snakemake.params.l_max) + 1))  # noqa: F821
