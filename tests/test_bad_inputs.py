@@ -3,7 +3,13 @@ the exact error or behaviour.
 
 Classes: damaged model files; determinism in fresh processes; atomic, checked CLI outputs;
 input validation at the edges; multi-row decoding that keeps finished rows; ``compare`` at
-scale; numba's cache with a read-only install.
+scale; numba's cache with a read-only install; atomic pipeline outputs (a script on a full
+disk). The pipeline classes that need a Snakemake run live beside the other workflow tests:
+a repaired mirror file is fetched again (tests/test_workflow.py::
+test_a_replaced_mirror_file_is_fetched_again), mis-typed and out-of-range config values are
+rejected by name (tests/test_workflow.py), and a run killed with SIGKILL resumes with the
+README's two commands without losing finished jobs (tests/test_robustness.py::
+test_killed_run_resumes_without_losing_finished_jobs).
 """
 
 from __future__ import annotations
