@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -32,6 +31,7 @@ from ase.neighborlist import neighbor_list
 from .features import FEATURES, SpeciesMap, check_finite, cosine_cutoff
 from .invariants import InvariantSet, load_invariants
 from .moments import (
+    _axis_powers,
     geometric_indices,
     geometric_moments_batch,
     monomials,
@@ -41,7 +41,6 @@ from .moments import (
 __all__ = ["Descriptor", "DescriptorStack", "LocalFingerprints", "centre_on_miniball", "neighbor_pairs"]
 
 
-@dataclass
 class LocalFingerprints:
     """Fingerprints of every atom-centred environment of a structure and their derivatives.
 
@@ -51,20 +50,39 @@ class LocalFingerprints:
     derivatives: (n_pairs, n_invariants, 3), d Phi[centers[p]] / d r[neighbors[p]] through
     that image. Moving the centre moves every neighbour vector the opposite way, so
     d Phi[i] / d r[i] = -sum of its pairs; ``position_jacobian`` and ``forces`` account for it.
+
+    From :meth:`Descriptor.local_derivatives` with ``jacobian=False`` the derivatives are
+    formed only when first read: ``forces`` then needs just one vector-Jacobian product
+    through the invariant polynomials (what a calculator does at every MD step).
     """
 
-    values: np.ndarray
-    centers: np.ndarray
-    neighbors: np.ndarray
-    derivatives: np.ndarray
+    def __init__(self, values: np.ndarray, centers: np.ndarray, neighbors: np.ndarray,
+                 derivatives: np.ndarray | None = None, *, chain: "_PairChain | None" = None):
+        if derivatives is None and chain is None:
+            raise ValueError("LocalFingerprints needs the derivatives or the chain to form them")
+        self.values = values
+        self.centers = centers
+        self.neighbors = neighbors
+        self._derivatives = derivatives
+        self._chain = chain
+
+    def __repr__(self) -> str:
+        return (f"LocalFingerprints(n_atoms={len(self.values)}, n_pairs={len(self.centers)}, "
+                f"n_invariants={self.values.shape[1]})")
+
+    @property
+    def derivatives(self) -> np.ndarray:
+        if self._derivatives is None:
+            self._derivatives = self._chain.jacobian()
+        return self._derivatives
 
     def forces(self, energy_gradient: np.ndarray) -> np.ndarray:
         """Forces -dE/dr (n_atoms, 3) for ``energy_gradient`` = dE/dPhi, (n_atoms, n_inv)."""
-        per_pair = np.einsum("pk,pkc->pc", energy_gradient[self.centers], self.derivatives)
-        gradient = np.zeros((len(self.values), 3))
-        np.add.at(gradient, self.neighbors, per_pair)
-        np.add.at(gradient, self.centers, -per_pair)
-        return -gradient
+        energy_gradient = np.asarray(energy_gradient, dtype=float)
+        if self._derivatives is None:
+            return -self._chain.position_gradient(energy_gradient)
+        return -_pair_gradient(np.ascontiguousarray(energy_gradient), self._derivatives,
+                               self.centers, self.neighbors)
 
     def position_jacobian(self) -> np.ndarray:
         """Dense d Phi[i] / d r[j], shape (n_atoms, n_invariants, n_atoms, 3): small systems only."""
@@ -76,24 +94,120 @@ class LocalFingerprints:
 
 
 @numba.njit(cache=True)
-def _contract_pairs(gradients_t, segments, pair_jacobians):
-    """out[p] = (gradients_t[segments[p]].T @ pair_jacobians[p]).T: (P, 3, n_inv).
-
-    gradients_t: (n_env, K, n_inv), i.e. d Phi / d m transposed so the innermost loop runs
-    over contiguous invariants and vectorises.
-    """
-    n_pairs, n_moments, n_dims = pair_jacobians.shape
-    n_inv = gradients_t.shape[2]
-    out = np.zeros((n_pairs, n_dims, n_inv))
-    for p in range(n_pairs):
-        g = gradients_t[segments[p]]
-        for k in range(n_moments):
-            for c in range(n_dims):
-                a = pair_jacobians[p, k, c]
-                if a != 0.0:
-                    for i in range(n_inv):
-                        out[p, c, i] += g[k, i] * a
+def _pair_gradient(energy_gradient, derivatives, centers, neighbors):
+    """dE/dr (n_atoms, 3) from dE/dPhi (n_atoms, K) and pair derivatives (P, K, 3)."""
+    out = np.zeros((energy_gradient.shape[0], 3))
+    for p in range(derivatives.shape[0]):
+        c = centers[p]
+        n = neighbors[p]
+        for x in range(3):
+            total = 0.0
+            for k in range(derivatives.shape[1]):
+                total += energy_gradient[c, k] * derivatives[p, k, x]
+            out[n, x] += total
+            out[c, x] -= total
     return out
+
+
+@numba.njit(cache=True)
+def _pair_moments(powers, idx, weights, scaled_weights, weight_gradient, centers, n_env):
+    """Geometric moments of every environment (n_env, K) and d moments / d vector of every
+    pair (P, 3, K): w * d(monomial)/d(vector) + monomial * dw/d(vector).
+
+    powers: (P, 3, order + 1) axis powers of the scaled pair vectors; weights: (P,);
+    scaled_weights: weights / cutoff; weight_gradient: (P, 3) dw/d(vector).
+    """
+    n_pairs = powers.shape[0]
+    n_moments = idx.shape[0]
+    moments = np.zeros((n_env, n_moments))
+    jacobians = np.empty((n_pairs, 3, n_moments))
+    for p in range(n_pairs):
+        w = weights[p]
+        sw = scaled_weights[p]
+        g0 = weight_gradient[p, 0]
+        g1 = weight_gradient[p, 1]
+        g2 = weight_gradient[p, 2]
+        target = moments[centers[p]]
+        for k in range(n_moments):
+            s = idx[k, 0]
+            t = idx[k, 1]
+            u = idx[k, 2]
+            px = powers[p, 0, s]
+            py = powers[p, 1, t]
+            pz = powers[p, 2, u]
+            dpx = s * powers[p, 0, max(s - 1, 0)]
+            dpy = t * powers[p, 1, max(t - 1, 0)]
+            dpz = u * powers[p, 2, max(u - 1, 0)]
+            value = px * py * pz
+            target[k] += w * value
+            jacobians[p, 0, k] = dpx * py * pz * sw + value * g0
+            jacobians[p, 1, k] = px * dpy * pz * sw + value * g1
+            jacobians[p, 2, k] = px * py * dpz * sw + value * g2
+    return moments, jacobians
+
+
+@numba.njit(cache=True)
+def _contract_blocks(pair_jacobians, starts, gradients):
+    """d Phi / d vector of every pair, (P, 3, n_inv): the pairs of environment c (rows
+    ``starts[c]:starts[c + 1]``) times its d Phi / d m, one matrix product (BLAS) each."""
+    n_pairs, n_dims, n_moments = pair_jacobians.shape
+    n_inv = gradients.shape[1]
+    out = np.empty((n_pairs, n_dims, n_inv))
+    for c in range(starts.shape[0] - 1):
+        low = starts[c]
+        high = starts[c + 1]
+        if high == low:
+            continue
+        block = pair_jacobians[low:high].reshape(((high - low) * n_dims, n_moments))
+        target = out[low:high].reshape(((high - low) * n_dims, n_inv))
+        np.dot(block, gradients[c].T, target)
+    return out
+
+
+@numba.njit(cache=True)
+def _contract_cotangent(pair_jacobians, centers, neighbors, moment_cotangent, n_atoms):
+    """dE/dr (n_atoms, 3) from dE/dm (n_env, K) and d m / d vector of every pair (P, 3, K)."""
+    out = np.zeros((n_atoms, 3))
+    n_moments = pair_jacobians.shape[2]
+    for p in range(pair_jacobians.shape[0]):
+        c = centers[p]
+        n = neighbors[p]
+        row = moment_cotangent[c]
+        for x in range(3):
+            total = 0.0
+            for k in range(n_moments):
+                total += row[k] * pair_jacobians[p, x, k]
+            out[n, x] += total
+            out[c, x] -= total
+    return out
+
+
+class _PairChain:
+    """What the position derivatives of a structure's local fingerprints are formed from:
+    the Zernike moments of every environment and d m / d vector of every pair."""
+
+    def __init__(self, descriptor: "Descriptor", zernike: np.ndarray, pair_jacobians: np.ndarray,
+                 centers: np.ndarray, neighbors: np.ndarray):
+        self.descriptor = descriptor
+        self.zernike = zernike
+        self.pair_jacobians = pair_jacobians
+        self.centers = centers
+        self.neighbors = neighbors
+
+    def jacobian(self, gradients: np.ndarray | None = None) -> np.ndarray:
+        """d Phi[centers[p]] / d r[neighbors[p]], (P, n_inv, 3) (a transposed view)."""
+        if gradients is None:
+            _, gradients = self.descriptor.invariants.values_and_chained_jacobian(
+                self.zernike, self.descriptor._chain_plan)
+        starts = np.searchsorted(self.centers, np.arange(len(self.zernike) + 1))
+        return _contract_blocks(self.pair_jacobians, starts, gradients).transpose(0, 2, 1)
+
+    def position_gradient(self, energy_gradient: np.ndarray) -> np.ndarray:
+        """dE/dr (n_atoms, 3) for dE/dPhi (n_atoms, n_inv), by one vector-Jacobian product."""
+        moment_cotangent = self.descriptor.invariants.chained_cotangent(
+            self.zernike, energy_gradient, self.descriptor._chain_plan)
+        return _contract_cotangent(self.pair_jacobians, self.centers, self.neighbors,
+                                   moment_cotangent, len(self.zernike))
 
 
 @numba.njit(cache=True)
@@ -179,7 +293,8 @@ def neighbor_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray,
     if len(positions) ** 2 * len(shifts) > _DIRECT_SEARCH_LIMIT:
         centers, neighbors, vectors = neighbor_list("ijD", atoms, cutoff)
         keep = np.einsum("ij,ij->i", vectors, vectors) < cutoff * cutoff
-        return centers[keep], neighbors[keep], vectors[keep]
+        order = np.argsort(centers[keep], kind="stable")
+        return centers[keep][order], neighbors[keep][order], vectors[keep][order]
     shifts = np.ascontiguousarray(shifts)
     empty_i, empty_v = np.zeros(0, np.int64), np.zeros((0, 3))
     count = _image_pairs(positions, shifts, cutoff, False, empty_i, empty_i, empty_v)
@@ -252,6 +367,7 @@ class Descriptor:
         self._transform_real = np.ascontiguousarray(transform.real)
         self._transform_imag = np.ascontiguousarray(transform.imag)
         self._transform_sparse = scipy.sparse.csr_array(transform)  # ~11% non-zero
+        self._chain_plan = invariants.chain_plan(self._transform_sparse)
         self._n_geometric = len(geometric_indices(self.n_max))
 
     def __repr__(self) -> str:
@@ -380,7 +496,7 @@ class Descriptor:
 
     def _moment_gradients(self, geometric: np.ndarray) -> np.ndarray:
         """d Phi / d m_stu for every environment, real (n_env, n_inv, K_geometric)."""
-        return self.invariants.chained_jacobian(self._zernike(geometric), self._transform_sparse)
+        return self.invariants.chained_jacobian(self._zernike(geometric), self._chain_plan)
 
     # ------------------------------------------------------------------ single environments
     def environment(self, positions, weights=None, sigmas=None) -> np.ndarray:
@@ -487,29 +603,32 @@ class Descriptor:
         )
         return self._invariants_of(geometric)
 
-    def local_derivatives(self, atoms: Atoms) -> LocalFingerprints:
-        """Phi of every atom-centred environment and its derivatives with respect to positions."""
+    def local_derivatives(self, atoms: Atoms, jacobian: bool = True) -> LocalFingerprints:
+        """Phi of every atom-centred environment and its derivatives with respect to positions.
+
+        With ``jacobian=False`` the pair derivatives are formed only if read; forces from an
+        energy gradient (``LocalFingerprints.forces``) then skip them altogether.
+        """
         centers, neighbors, vectors, distances, species_weights, widths, smooth, smooth_derivative = (
             self._pairs(atoms)
         )
         weights = species_weights * smooth
-        values, gradients = monomials(vectors / self.cutoff, self.n_max, widths)
-        geometric = np.zeros((len(atoms), self._n_geometric))
-        np.add.at(geometric, centers, weights[:, None] * values)
         # d m / d vector for one pair: w * d(monomial)/d(vector) + monomial * dw/d(vector)
         unit = vectors / np.maximum(distances, 1e-300)[:, None]
         weight_gradient = (species_weights * smooth_derivative)[:, None] * unit  # (P, 3)
-        pair_jacobians = gradients * (weights / self.cutoff)[:, None, None] + values[
-            :, :, None
-        ] * weight_gradient[:, None, :]
-        gradients_t = np.ascontiguousarray(self._moment_gradients(geometric).transpose(0, 2, 1))
-        derivatives = _contract_pairs(gradients_t, centers, pair_jacobians).transpose(0, 2, 1)
-        return LocalFingerprints(
-            values=self._invariants_of(geometric),
-            centers=centers,
-            neighbors=neighbors,
-            derivatives=derivatives,
-        )
+        powers = _axis_powers(vectors / self.cutoff, self.n_max, widths)
+        geometric, pair_jacobians = _pair_moments(
+            powers, geometric_indices(self.n_max), weights, weights / self.cutoff,
+            np.ascontiguousarray(weight_gradient), centers, len(atoms))
+        zernike = self._zernike(geometric)
+        chain = _PairChain(self, zernike, pair_jacobians, centers, neighbors)
+        if not jacobian:
+            return LocalFingerprints(values=self.invariants.evaluate(zernike), centers=centers,
+                                     neighbors=neighbors, chain=chain)
+        values, gradients = self.invariants.values_and_chained_jacobian(
+            zernike, self._chain_plan)
+        return LocalFingerprints(values=values, centers=centers, neighbors=neighbors,
+                                 derivatives=chain.jacobian(gradients))
 
 
 class DescriptorStack:
@@ -556,8 +675,9 @@ class DescriptorStack:
         """Phi of every atom-centred environment, the descriptors side by side: (n_atoms, K)."""
         return np.hstack([d.local(atoms) for d in self.descriptors])
 
-    def local_derivatives(self, atoms: Atoms) -> LocalFingerprints:
-        """Phi and its derivatives. The pairs of every descriptor are listed one descriptor
+    def local_derivatives(self, atoms: Atoms, jacobian: bool = True) -> LocalFingerprints:
+        """Phi and its derivatives (``jacobian`` is accepted for the interface of
+        :meth:`Descriptor.local_derivatives`; a stack forms them at once). The pairs of every descriptor are listed one descriptor
         after the other, each carrying zeros for the other descriptors' components, so every
         contraction over pairs (forces) sums the descriptors' contributions."""
         parts = [d.local_derivatives(atoms) for d in self.descriptors]

@@ -39,16 +39,26 @@ class Invariant:
 
 
 @numba.njit(cache=True)
-def _evaluate(moments, factors, coefficients, owner, n_invariants):
+def _evaluate(moments, factors, lengths, coefficients, owner, n_invariants):
+    """Invariants (B, n_inv) of moment rows padded with a 1: every term is the left-to-right
+    product ``((c * a) * b) * ...`` of its coefficient and factors (degrees up to 4 written
+    out, no multiplications by the padding)."""
     n_batch = moments.shape[0]
     out = np.zeros((n_batch, n_invariants), dtype=moments.dtype)
     for b in range(n_batch):
         row = moments[b]
+        target = out[b]
         for t in range(factors.shape[0]):
+            d = lengths[t]
             value = coefficients[t] * row[factors[t, 0]]
-            for j in range(1, factors.shape[1]):
-                value *= row[factors[t, j]]
-            out[b, owner[t]] += value
+            if d == 3:
+                value = (value * row[factors[t, 1]]) * row[factors[t, 2]]
+            elif d == 4:
+                value = ((value * row[factors[t, 1]]) * row[factors[t, 2]]) * row[factors[t, 3]]
+            else:
+                for j in range(1, d):
+                    value *= row[factors[t, j]]
+            target[owner[t]] += value
     return out
 
 
@@ -70,27 +80,175 @@ def _jacobian(moments, factors, coefficients, owner, n_invariants):
 
 
 @numba.njit(cache=True)
-def _chained_jacobian(moments, factors, coefficients, owner, n_invariants, indptr, indices, data, n_out):
-    """Re(dI/dmoments @ C) for a sparse CSR chain matrix C (K, n_out): real (B, n_inv, n_out)."""
-    n_batch, n_ext = moments.shape
-    n_moments = n_ext - 1
-    degree = factors.shape[1]
-    out = np.zeros((n_batch, n_invariants, n_out))
-    for b in range(n_batch):
-        row = moments[b]
-        for t in range(factors.shape[0]):
-            target = out[b, owner[t]]
-            for j in range(degree):
-                alpha = factors[t, j]
-                if alpha >= n_moments:
-                    continue  # padding: the constant 1
-                value = row[n_moments] * coefficients[t]
-                for k in range(degree):
+def _term_derivatives(row, factors, lengths, coefficients, owner, weights, targets, values,
+                      out):
+    """Derivatives of every term of the invariants ``weights[i] * I_i`` of one moment vector
+    ``row`` (padded with a 1): term ``t``'s derivative by its factor ``j`` is added to
+    ``out[targets[t, j]]``, and, unless ``values`` is empty, the term to ``values[owner[t]]``.
+
+    With ``targets`` the slots of the non-zero pattern and unit weights this gives the sparse
+    Jacobian; with ``targets = factors`` and the weights a cotangent, the vector-Jacobian
+    product (reverse mode). Terms of degree <= 4 are written out with prefix and suffix
+    products (about 3 * degree multiplications for all derivatives); a value is the
+    left-to-right product ``((c * a) * b) * ...`` that ``_evaluate`` forms, so with unit
+    weights it is the same to the bit.
+    """
+    out[:] = 0.0
+    with_values = values.shape[0] > 0
+    if with_values:
+        values[:] = 0.0
+    one = row[row.shape[0] - 1]  # == 1, of the moments' dtype
+    for t in range(factors.shape[0]):
+        d = lengths[t]
+        c = one * (coefficients[t] * weights[owner[t]])
+        a = row[factors[t, 0]]
+        if d == 3:
+            b = row[factors[t, 1]]
+            e = row[factors[t, 2]]
+            ca = c * a
+            cab = ca * b
+            if with_values:
+                values[owner[t]] += (cab * e).real
+            out[targets[t, 2]] += cab
+            out[targets[t, 1]] += ca * e
+            out[targets[t, 0]] += c * (b * e)
+        elif d == 4:
+            b = row[factors[t, 1]]
+            e = row[factors[t, 2]]
+            f = row[factors[t, 3]]
+            ca = c * a
+            cab = ca * b
+            ef = e * f
+            if with_values:
+                values[owner[t]] += ((cab * e) * f).real
+            out[targets[t, 3]] += cab * e
+            out[targets[t, 2]] += cab * f
+            out[targets[t, 1]] += ca * ef
+            out[targets[t, 0]] += c * (b * ef)
+        else:
+            for j in range(d):
+                value = c
+                for k in range(d):
                     if k != j:
                         value *= row[factors[t, k]]
-                for q in range(indptr[alpha], indptr[alpha + 1]):
-                    target[indices[q]] += (value * data[q]).real
+                out[targets[t, j]] += value
+            if with_values:
+                value = c * a
+                for j in range(1, d):
+                    value *= row[factors[t, j]]
+                values[owner[t]] += value.real
+
+
+@numba.njit(cache=True)
+def _values_and_chained_gradients(moments, factors, lengths, coefficients, owner, slots,
+                                  fold_target, fold_sign, folded_invariant, folded_moment,
+                                  indptr, indices, data_real, data_imag, n_invariants, n_out):
+    """Invariants (B, n_inv) and Re(dI/dmoments @ C), (B, n_inv, n_out), from the sparse
+    Jacobian: its non-zero entries are folded onto the kept rows of C (see ``ChainPlan``),
+    and every folded entry scatters its row of the CSR chain matrix C once."""
+    n_batch = moments.shape[0]
+    values = np.empty((n_batch, n_invariants))
+    out = np.zeros((n_batch, n_invariants, n_out))
+    entries = np.empty(fold_target.shape[0], dtype=moments.dtype)
+    folded = np.empty(folded_invariant.shape[0], dtype=moments.dtype)
+    unit = np.ones(n_invariants)
+    for b in range(n_batch):
+        _term_derivatives(moments[b], factors, lengths, coefficients, owner, unit, slots,
+                          values[b], entries)
+        folded[:] = 0.0
+        for s in range(entries.shape[0]):
+            sign = fold_sign[s]
+            if sign == 0.0:
+                folded[fold_target[s]] += entries[s]
+            else:
+                folded[fold_target[s]] += sign * np.conj(entries[s])
+        target = out[b]
+        for s in range(folded.shape[0]):
+            i = folded_invariant[s]
+            a = folded_moment[s]
+            jr = folded[s].real
+            ji = folded[s].imag
+            for q in range(indptr[a], indptr[a + 1]):
+                target[i, indices[q]] += jr * data_real[q] - ji * data_imag[q]
+    return values, out
+
+
+@numba.njit(cache=True)
+def _chained_cotangent(moments, cotangent, factors, lengths, coefficients, owner, mirror,
+                       mirror_sign, indptr, indices, data_real, data_imag, n_out):
+    """Re(cotangent @ dI/dmoments @ C), (B, n_out): a vector-Jacobian product per row."""
+    n_batch, n_ext = moments.shape
+    out = np.zeros((n_batch, n_out))
+    folded = np.empty(n_ext, dtype=moments.dtype)
+    no_values = np.empty(0)
+    for b in range(n_batch):
+        _term_derivatives(moments[b], factors, lengths, coefficients, owner, cotangent[b],
+                          factors, no_values, folded)
+        for a in range(n_ext - 1):
+            if mirror[a] >= 0:
+                folded[mirror[a]] += mirror_sign[a] * np.conj(folded[a])
+        target = out[b]
+        for a in range(n_ext - 1):
+            if mirror[a] >= 0:
+                continue
+            fr = folded[a].real
+            fi = folded[a].imag
+            for q in range(indptr[a], indptr[a + 1]):
+                target[indices[q]] += fr * data_real[q] - fi * data_imag[q]
     return out
+
+
+@dataclass(frozen=True)
+class ChainPlan:
+    """A chain matrix C (K, P) prepared for ``InvariantSet.values_and_chained_jacobian`` and
+    ``chained_cotangent``: CSR arrays, and the rows that mirror others.
+
+    Row a mirrors row b when ``C[a] = sign * conj(C[b])`` exactly (the Zernike transform:
+    ``Omega_nl^-m = (-1)^m conj(Omega_nl^m)``); then ``Re(x C[a]) = sign * Re(conj(x) C[b])``,
+    so derivatives by mirrored moments are folded onto their partners and only the kept rows
+    are scattered (half the work for the Zernike transform). ``mirror[a]`` is b, or -1 for
+    a kept row.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data_real: np.ndarray
+    data_imag: np.ndarray
+    n_out: int
+    mirror: np.ndarray
+    mirror_sign: np.ndarray
+    fold_target: np.ndarray  # per slot of the Jacobian pattern: its folded slot
+    fold_sign: np.ndarray  # 0: added as is; +-1: sign * conj added
+    folded_invariant: np.ndarray
+    folded_moment: np.ndarray
+
+
+def _mirror_rows(chain) -> tuple[np.ndarray, np.ndarray]:
+    """``(mirror, sign)`` of the rows of a CSR matrix (see :class:`ChainPlan`)."""
+    n_rows = chain.shape[0]
+    mirror = np.full(n_rows, -1, dtype=np.int64)
+    sign = np.zeros(n_rows)
+    rows = {}
+    for a in range(n_rows):
+        low, high = chain.indptr[a], chain.indptr[a + 1]
+        rows[a] = (tuple(chain.indices[low:high]), chain.data[low:high])
+    by_pattern: dict = {}
+    for a in range(n_rows):
+        by_pattern.setdefault(rows[a][0], []).append(a)
+    for a in range(n_rows):
+        pattern, data = rows[a]
+        if not pattern:
+            continue
+        for b in by_pattern[pattern]:
+            if b >= a or mirror[b] >= 0:
+                continue
+            for candidate in (1.0, -1.0):
+                if np.array_equal(data, candidate * np.conj(rows[b][1])):
+                    mirror[a], sign[a] = b, candidate
+                    break
+            if mirror[a] >= 0:
+                break
+    return mirror, sign
 
 
 @dataclass
@@ -127,6 +285,18 @@ class InvariantSet:
         self._factors = np.array(factors, dtype=np.int64).reshape(-1, max_degree)
         self._coefficients = np.array(coefficients, dtype=float)
         self._owner = np.array(owner, dtype=np.int64)
+        # the non-zero pattern of dI/dmoments: one slot per (invariant, moment) a term touches
+        slot_of: dict = {}
+        self._slots = np.full(self._factors.shape, -1, dtype=np.int64)
+        for t, (row, i) in enumerate(zip(self._factors, self._owner)):
+            for j, a in enumerate(row):
+                if a < n_moments:
+                    self._slots[t, j] = slot_of.setdefault((int(i), int(a)), len(slot_of))
+        pattern = np.array(list(slot_of), dtype=np.int64).reshape(-1, 2)
+        self._slot_invariant = np.ascontiguousarray(pattern[:, 0])
+        self._slot_moment = np.ascontiguousarray(pattern[:, 1])
+        self._lengths = np.array([len(m) for inv in self.invariants for m in inv.terms],
+                                 dtype=np.int64)
         self._derived: dict = {}
 
     def derived(self, key: str, build):
@@ -187,7 +357,8 @@ class InvariantSet:
     def evaluate(self, moments: np.ndarray) -> np.ndarray:
         """Invariants of ``moments`` (..., K) -> real array (..., n_invariants)."""
         ext, lead = self._extended(moments)
-        values = _evaluate(ext, self._factors, self._coefficients, self._owner, len(self))
+        values = _evaluate(ext, self._factors, self._lengths, self._coefficients, self._owner,
+                           len(self))
         return values.real.reshape(*lead, len(self))
 
     def jacobian(self, moments: np.ndarray) -> np.ndarray:
@@ -206,16 +377,63 @@ class InvariantSet:
         chain: a ``scipy.sparse`` matrix (K, P), e.g. the Zernike transform taking geometric
         moments to Zernike moments, so the result is d Phi / d m (..., n_invariants, P).
         """
-        ext, lead = self._extended(moments)
+        return self.values_and_chained_jacobian(moments, chain)[1]
+
+    def chain_plan(self, chain) -> ChainPlan:
+        """``chain`` (a ``scipy.sparse`` matrix (K, P)) prepared for the chained derivatives;
+        pass the plan instead of the matrix when the same chain serves many calls."""
+        if isinstance(chain, ChainPlan):
+            return chain
         chain = chain.tocsr()
         if chain.shape[0] != self.n_moments:
             raise ValueError(f"chain matrix needs {self.n_moments} rows, got {chain.shape[0]}")
-        data = chain.data.astype(ext.dtype)
-        values = _chained_jacobian(
-            ext, self._factors, self._coefficients, self._owner, len(self),
-            chain.indptr.astype(np.int64), chain.indices.astype(np.int64), data, chain.shape[1],
+        chain.sort_indices()
+        data = chain.data.astype(complex)
+        mirror, mirror_sign = _mirror_rows(chain)
+        partner = np.where(mirror < 0, np.arange(self.n_moments), mirror)
+        folded_of: dict = {}
+        fold_target = np.empty(len(self._slot_moment), dtype=np.int64)
+        for s, (i, a) in enumerate(zip(self._slot_invariant, self._slot_moment)):
+            fold_target[s] = folded_of.setdefault((int(i), int(partner[a])), len(folded_of))
+        folded = np.array(list(folded_of), dtype=np.int64).reshape(-1, 2)
+        return ChainPlan(
+            indptr=chain.indptr.astype(np.int64), indices=chain.indices.astype(np.int64),
+            data_real=np.ascontiguousarray(data.real), data_imag=np.ascontiguousarray(data.imag),
+            n_out=int(chain.shape[1]), mirror=mirror, mirror_sign=mirror_sign,
+            fold_target=fold_target, fold_sign=mirror_sign[self._slot_moment],
+            folded_invariant=np.ascontiguousarray(folded[:, 0]),
+            folded_moment=np.ascontiguousarray(folded[:, 1]),
         )
-        return values.reshape(*lead, len(self), chain.shape[1])
+
+    def values_and_chained_jacobian(self, moments: np.ndarray, chain) -> tuple[np.ndarray, np.ndarray]:
+        """``(evaluate(moments), chained_jacobian(moments, chain))`` in one pass over the
+        terms, through the sparse Jacobian (each of its non-zero entries scatters one row of
+        ``chain``, a sparse matrix or its :meth:`chain_plan`): shapes (..., n_invariants) and
+        (..., n_invariants, P)."""
+        ext, lead = self._extended(moments)
+        plan = self.chain_plan(chain)
+        values, gradients = _values_and_chained_gradients(
+            ext, self._factors, self._lengths, self._coefficients, self._owner, self._slots,
+            plan.fold_target, plan.fold_sign, plan.folded_invariant, plan.folded_moment,
+            plan.indptr, plan.indices, plan.data_real, plan.data_imag, len(self), plan.n_out,
+        )
+        return values.reshape(*lead, len(self)), gradients.reshape(*lead, len(self), plan.n_out)
+
+    def chained_cotangent(self, moments: np.ndarray, cotangent: np.ndarray, chain) -> np.ndarray:
+        """``Re(cotangent . jacobian(moments) @ chain)``: (..., P) for ``cotangent`` (...,
+        n_invariants), a vector-Jacobian product that never forms the Jacobian (forces from
+        dE/dI cost one pass over the terms). ``chain``: a sparse matrix or its plan."""
+        ext, lead = self._extended(moments)
+        cotangent = np.ascontiguousarray(np.asarray(cotangent, float).reshape(-1, len(self)))
+        if len(cotangent) != len(ext):
+            raise ValueError(f"need one cotangent per moment vector: {len(cotangent)} vs {len(ext)}")
+        plan = self.chain_plan(chain)
+        values = _chained_cotangent(
+            ext, cotangent, self._factors, self._lengths, self._coefficients, self._owner,
+            plan.mirror, plan.mirror_sign, plan.indptr, plan.indices, plan.data_real,
+            plan.data_imag, plan.n_out,
+        )
+        return values.reshape(*lead, plan.n_out)
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:

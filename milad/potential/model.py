@@ -458,7 +458,7 @@ class Environments:
         elements = sorted(set(symbols))
         model._check_elements(elements)
         species = np.array([elements.index(s) for s in symbols])
-        local = model.descriptor.local_derivatives(atoms) if forces else None
+        local = model.descriptor.local_derivatives(atoms, jacobian=False) if forces else None
         values = local.values if forces else model.descriptor.local(atoms)
         return cls(elements, species, values, local)
 
