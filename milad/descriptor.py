@@ -38,7 +38,8 @@ from .moments import (
     zernike_transform,
 )
 
-__all__ = ["Descriptor", "DescriptorStack", "LocalFingerprints", "centre_on_miniball", "neighbor_pairs"]
+__all__ = ["Descriptor", "DescriptorStack", "LocalFingerprints", "centre_on_miniball", "compute_path",
+           "neighbor_pairs"]
 
 
 class LocalFingerprints:
@@ -112,7 +113,8 @@ def _pair_gradient(energy_gradient, derivatives, centers, neighbors):
 @numba.njit(cache=True)
 def _pair_moments(powers, idx, weights, scaled_weights, weight_gradient, centers, n_env):
     """Geometric moments of every environment (n_env, K) and d moments / d vector of every
-    pair (P, 3, K): w * d(monomial)/d(vector) + monomial * dw/d(vector).
+    pair, (K, 3P) with column 3p + x for component x of pair p: w * d(monomial)/d(vector)
+    + monomial * dw/d(vector).
 
     powers: (P, 3, order + 1) axis powers of the scaled pair vectors; weights: (P,);
     scaled_weights: weights / cutoff; weight_gradient: (P, 3) dw/d(vector).
@@ -120,7 +122,7 @@ def _pair_moments(powers, idx, weights, scaled_weights, weight_gradient, centers
     n_pairs = powers.shape[0]
     n_moments = idx.shape[0]
     moments = np.zeros((n_env, n_moments))
-    jacobians = np.empty((n_pairs, 3, n_moments))
+    jacobians = np.empty((n_moments, 3 * n_pairs))
     for p in range(n_pairs):
         w = weights[p]
         sw = scaled_weights[p]
@@ -140,45 +142,30 @@ def _pair_moments(powers, idx, weights, scaled_weights, weight_gradient, centers
             dpz = u * powers[p, 2, max(u - 1, 0)]
             value = px * py * pz
             target[k] += w * value
-            jacobians[p, 0, k] = dpx * py * pz * sw + value * g0
-            jacobians[p, 1, k] = px * dpy * pz * sw + value * g1
-            jacobians[p, 2, k] = px * py * dpz * sw + value * g2
+            jacobians[k, 3 * p] = dpx * py * pz * sw + value * g0
+            jacobians[k, 3 * p + 1] = px * dpy * pz * sw + value * g1
+            jacobians[k, 3 * p + 2] = px * py * dpz * sw + value * g2
     return moments, jacobians
 
 
 @numba.njit(cache=True)
-def _contract_blocks(pair_jacobians, starts, gradients):
-    """d Phi / d vector of every pair, (P, 3, n_inv): the pairs of environment c (rows
-    ``starts[c]:starts[c + 1]``) times its d Phi / d m, one matrix product (BLAS) each."""
-    n_pairs, n_dims, n_moments = pair_jacobians.shape
-    n_inv = gradients.shape[1]
-    out = np.empty((n_pairs, n_dims, n_inv))
-    for c in range(starts.shape[0] - 1):
-        low = starts[c]
-        high = starts[c + 1]
-        if high == low:
-            continue
-        block = pair_jacobians[low:high].reshape(((high - low) * n_dims, n_moments))
-        target = out[low:high].reshape(((high - low) * n_dims, n_inv))
-        np.dot(block, gradients[c].T, target)
-    return out
-
-
-@numba.njit(cache=True)
 def _contract_cotangent(pair_jacobians, centers, neighbors, moment_cotangent, n_atoms):
-    """dE/dr (n_atoms, 3) from dE/dm (n_env, K) and d m / d vector of every pair (P, 3, K)."""
+    """dE/dr (n_atoms, 3) from dE/dm (n_env, K) and d m / d vector of every pair (K, 3P)."""
+    n_moments = pair_jacobians.shape[0]
+    n_pairs = centers.shape[0]
+    per_pair = np.zeros(3 * n_pairs)
+    for k in range(n_moments):
+        row = pair_jacobians[k]
+        for p in range(n_pairs):
+            weight = moment_cotangent[centers[p], k]
+            per_pair[3 * p] += weight * row[3 * p]
+            per_pair[3 * p + 1] += weight * row[3 * p + 1]
+            per_pair[3 * p + 2] += weight * row[3 * p + 2]
     out = np.zeros((n_atoms, 3))
-    n_moments = pair_jacobians.shape[2]
-    for p in range(pair_jacobians.shape[0]):
-        c = centers[p]
-        n = neighbors[p]
-        row = moment_cotangent[c]
+    for p in range(n_pairs):
         for x in range(3):
-            total = 0.0
-            for k in range(n_moments):
-                total += row[k] * pair_jacobians[p, x, k]
-            out[n, x] += total
-            out[c, x] -= total
+            out[neighbors[p], x] += per_pair[3 * p + x]
+            out[centers[p], x] -= per_pair[3 * p + x]
     return out
 
 
@@ -194,13 +181,16 @@ class _PairChain:
         self.centers = centers
         self.neighbors = neighbors
 
-    def jacobian(self, gradients: np.ndarray | None = None) -> np.ndarray:
-        """d Phi[centers[p]] / d r[neighbors[p]], (P, n_inv, 3) (a transposed view)."""
-        if gradients is None:
-            _, gradients = self.descriptor.invariants.values_and_chained_jacobian(
-                self.zernike, self.descriptor._chain_plan)
-        starts = np.searchsorted(self.centers, np.arange(len(self.zernike) + 1))
-        return _contract_blocks(self.pair_jacobians, starts, gradients).transpose(0, 2, 1)
+    def values_and_jacobian(self) -> tuple[np.ndarray, np.ndarray]:
+        """Phi (n_env, n_inv) and d Phi[centers[p]] / d r[neighbors[p]], (P, n_inv, 3) (a
+        transposed view of a (P, 3, n_inv) array)."""
+        starts = 3 * np.searchsorted(self.centers, np.arange(len(self.zernike) + 1))
+        values, products = self.descriptor.invariants.values_and_tangent_products(
+            self.zernike, self.descriptor._chain_plan, self.pair_jacobians, starts)
+        return values, products.reshape(len(self.centers), 3, -1).transpose(0, 2, 1)
+
+    def jacobian(self) -> np.ndarray:
+        return self.values_and_jacobian()[1]
 
     def position_gradient(self, energy_gradient: np.ndarray) -> np.ndarray:
         """dE/dr (n_atoms, 3) for dE/dPhi (n_atoms, n_inv), by one vector-Jacobian product."""
@@ -215,11 +205,24 @@ def _image_pairs(positions, shifts, cutoff, fill, centers, neighbors, vectors):
     """Pairs (i, j, image) closer than ``cutoff``; counts them, or fills the arrays if ``fill``."""
     n = positions.shape[0]
     cutoff2 = cutoff * cutoff
+    low = np.empty(3)
+    high = np.empty(3)
+    for a in range(3):
+        low[a] = positions[:, a].min()
+        high[a] = positions[:, a].max()
     count = 0
     for s in range(shifts.shape[0]):
         sx, sy, sz = shifts[s, 0], shifts[s, 1], shifts[s, 2]
         zero_shift = sx == 0.0 and sy == 0.0 and sz == 0.0
         for i in range(n):
+            # skip images whose bounding box lies beyond the cutoff from atom i
+            gap2 = 0.0
+            for a in range(3):
+                x = positions[i, a] - shifts[s, a]
+                gap = max(low[a] - x, x - high[a], 0.0)
+                gap2 += gap * gap
+            if gap2 >= cutoff2:
+                continue
             for j in range(n):
                 if zero_shift and i == j:
                     continue
@@ -243,6 +246,25 @@ CUTOFF_RANGE = (0.01, 100.0)
 #: periodic images of the cell a neighbour search may visit (a degenerate, e.g. 1e-9 A thin,
 #: cell would need billions)
 MAX_IMAGES = 1_000_000
+
+
+def compute_path() -> str:
+    """Which hardware-specific code the fingerprints run on, in one line: numba's kernels
+    are compiled for this CPU (its SIMD instructions), the pair derivatives are contracted by
+    the BLAS that numba calls (scipy's), and how many threads each may use."""
+    import llvmlite.binding
+    import scipy
+    import threadpoolctl
+
+    blas = [f"{Path(pool.get('filepath', '?')).parent.name}: {pool.get('internal_api')} "
+            f"{pool.get('version')} ({pool.get('architecture', 'generic')} kernels, "
+            f"{pool.get('num_threads')} thread(s))"
+            for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    blas_text = "; ".join(blas) or "not loaded yet"
+    return (f"numba {numba.__version__} kernels compiled for CPU "
+            f"'{llvmlite.binding.get_host_cpu_name()}' ({numba.config.NUMBA_NUM_THREADS} "
+            f"thread(s) allowed); pair derivatives contracted by the BLAS of scipy "
+            f"{scipy.__version__} (scipy.libs); BLAS loaded: {blas_text}")
 
 
 def check_cutoff(cutoff) -> float:
@@ -589,10 +611,11 @@ class Descriptor:
         check_finite(atoms.positions, "positions")
         centers, neighbors, vectors = neighbor_pairs(atoms, self.cutoff)
         distances = np.linalg.norm(vectors, axis=1)
-        symbols = np.array(atoms.get_chemical_symbols())[neighbors]
-        widths = self._scaled_widths(self.widths_of(symbols), len(symbols))
+        symbols = atoms.get_chemical_symbols()
+        widths = self.widths_of(symbols)  # per atom, then per pair
+        widths = None if widths is None else self._scaled_widths(widths[neighbors], len(neighbors))
         smooth, smooth_derivative = cosine_cutoff(distances, self.cutoff)
-        species_weights = self.weights_of(symbols)
+        species_weights = self.weights_of(symbols)[neighbors]
         return centers, neighbors, vectors, distances, species_weights, widths, smooth, smooth_derivative
 
     def local(self, atoms: Atoms) -> np.ndarray:
@@ -625,10 +648,9 @@ class Descriptor:
         if not jacobian:
             return LocalFingerprints(values=self.invariants.evaluate(zernike), centers=centers,
                                      neighbors=neighbors, chain=chain)
-        values, gradients = self.invariants.values_and_chained_jacobian(
-            zernike, self._chain_plan)
+        values, derivatives = chain.values_and_jacobian()
         return LocalFingerprints(values=values, centers=centers, neighbors=neighbors,
-                                 derivatives=chain.jacobian(gradients))
+                                 derivatives=derivatives)
 
 
 class DescriptorStack:

@@ -140,6 +140,18 @@ def _term_derivatives(row, factors, lengths, coefficients, owner, weights, targe
 
 
 @numba.njit(cache=True)
+def _fold(entries, fold_target, fold_sign, folded):
+    """Sparse Jacobian entries folded onto the kept rows of a chain (see ``ChainPlan``)."""
+    folded[:] = 0.0
+    for s in range(entries.shape[0]):
+        sign = fold_sign[s]
+        if sign == 0.0:
+            folded[fold_target[s]] += entries[s]
+        else:
+            folded[fold_target[s]] += sign * np.conj(entries[s])
+
+
+@numba.njit(cache=True)
 def _values_and_chained_gradients(moments, factors, lengths, coefficients, owner, slots,
                                   fold_target, fold_sign, folded_invariant, folded_moment,
                                   indptr, indices, data_real, data_imag, n_invariants, n_out):
@@ -155,13 +167,7 @@ def _values_and_chained_gradients(moments, factors, lengths, coefficients, owner
     for b in range(n_batch):
         _term_derivatives(moments[b], factors, lengths, coefficients, owner, unit, slots,
                           values[b], entries)
-        folded[:] = 0.0
-        for s in range(entries.shape[0]):
-            sign = fold_sign[s]
-            if sign == 0.0:
-                folded[fold_target[s]] += entries[s]
-            else:
-                folded[fold_target[s]] += sign * np.conj(entries[s])
+        _fold(entries, fold_target, fold_sign, folded)
         target = out[b]
         for s in range(folded.shape[0]):
             i = folded_invariant[s]
@@ -170,6 +176,68 @@ def _values_and_chained_gradients(moments, factors, lengths, coefficients, owner
             ji = folded[s].imag
             for q in range(indptr[a], indptr[a + 1]):
                 target[i, indices[q]] += jr * data_real[q] - ji * data_imag[q]
+    return values, out
+
+
+@numba.njit(cache=True)
+def _values_and_tangent_products(moments, factors, lengths, coefficients, owner, slots,
+                                 fold_target, fold_sign, folded_invariant, folded_moment,
+                                 kept, kept_index, indptr, indices, data_real, data_imag,
+                                 tangents, starts, n_invariants):
+    """Invariants (B, n_inv) and Re(dI_b/dmoments @ C @ tangents[:, starts[b]:starts[b+1]])
+    for every row b, stored transposed as (R, n_inv).
+
+    Per row: the tangents go through the kept rows of C (W = C_kept @ X, complex), then the
+    folded sparse Jacobian contracts W; every inner loop runs over the row's tangent columns,
+    contiguous in memory.
+    """
+    n_batch = moments.shape[0]
+    values = np.empty((n_batch, n_invariants))
+    out = np.empty((tangents.shape[1], n_invariants))
+    entries = np.empty(fold_target.shape[0], dtype=moments.dtype)
+    folded = np.empty(folded_invariant.shape[0], dtype=moments.dtype)
+    unit = np.ones(n_invariants)
+    width = 0
+    for b in range(n_batch):
+        width = max(width, starts[b + 1] - starts[b])
+    w_real = np.empty((kept.shape[0], width))
+    w_imag = np.empty((kept.shape[0], width))
+    product = np.empty((n_invariants, width))
+    for b in range(n_batch):
+        _term_derivatives(moments[b], factors, lengths, coefficients, owner, unit, slots,
+                          values[b], entries)
+        low = starts[b]
+        n_cols = starts[b + 1] - low
+        if n_cols == 0:
+            continue
+        _fold(entries, fold_target, fold_sign, folded)
+        for j in range(kept.shape[0]):
+            wr = w_real[j]
+            wi = w_imag[j]
+            wr[:n_cols] = 0.0
+            wi[:n_cols] = 0.0
+            a = kept[j]
+            for q in range(indptr[a], indptr[a + 1]):
+                x = tangents[indices[q], low:low + n_cols]
+                dr = data_real[q]
+                di = data_imag[q]
+                for r in range(n_cols):
+                    wr[r] += dr * x[r]
+                    wi[r] += di * x[r]
+        product[:, :n_cols] = 0.0
+        for s in range(folded.shape[0]):
+            target = product[folded_invariant[s]]
+            j = kept_index[folded_moment[s]]
+            fr = folded[s].real
+            fi = folded[s].imag
+            wr = w_real[j]
+            wi = w_imag[j]
+            for r in range(n_cols):
+                target[r] += fr * wr[r] - fi * wi[r]
+        for r in range(n_cols):
+            row = out[low + r]
+            for i in range(n_invariants):
+                row[i] = product[i, r]
     return values, out
 
 
@@ -221,6 +289,8 @@ class ChainPlan:
     fold_sign: np.ndarray  # 0: added as is; +-1: sign * conj added
     folded_invariant: np.ndarray
     folded_moment: np.ndarray
+    kept: np.ndarray  # the rows that mirror none
+    kept_index: np.ndarray  # position of a kept row in ``kept`` (-1 for mirrored rows)
 
 
 def _mirror_rows(chain) -> tuple[np.ndarray, np.ndarray]:
@@ -391,6 +461,9 @@ class InvariantSet:
         data = chain.data.astype(complex)
         mirror, mirror_sign = _mirror_rows(chain)
         partner = np.where(mirror < 0, np.arange(self.n_moments), mirror)
+        kept = np.flatnonzero(mirror < 0).astype(np.int64)
+        kept_index = np.full(self.n_moments, -1, dtype=np.int64)
+        kept_index[kept] = np.arange(len(kept))
         folded_of: dict = {}
         fold_target = np.empty(len(self._slot_moment), dtype=np.int64)
         for s, (i, a) in enumerate(zip(self._slot_invariant, self._slot_moment)):
@@ -402,7 +475,7 @@ class InvariantSet:
             n_out=int(chain.shape[1]), mirror=mirror, mirror_sign=mirror_sign,
             fold_target=fold_target, fold_sign=mirror_sign[self._slot_moment],
             folded_invariant=np.ascontiguousarray(folded[:, 0]),
-            folded_moment=np.ascontiguousarray(folded[:, 1]),
+            folded_moment=np.ascontiguousarray(folded[:, 1]), kept=kept, kept_index=kept_index,
         )
 
     def values_and_chained_jacobian(self, moments: np.ndarray, chain) -> tuple[np.ndarray, np.ndarray]:
@@ -418,6 +491,26 @@ class InvariantSet:
             plan.indptr, plan.indices, plan.data_real, plan.data_imag, len(self), plan.n_out,
         )
         return values.reshape(*lead, len(self)), gradients.reshape(*lead, len(self), plan.n_out)
+
+    def values_and_tangent_products(self, moments: np.ndarray, chain, tangents: np.ndarray,
+                                    starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Invariants (B, n_invariants) of moment rows (B, K) and, for each row b, the
+        directional derivatives ``Re(jacobian(moments[b]) @ chain @ tangents[:, cols])`` for
+        its columns ``cols = starts[b]:starts[b + 1]`` of ``tangents`` (chain's P, R), stored
+        transposed: (R, n_invariants). Without forming d I / d(chained variables): the
+        tangents go through the chain, then through the sparse Jacobian."""
+        ext, _ = self._extended(moments)
+        plan = self.chain_plan(chain)
+        tangents = np.ascontiguousarray(tangents, dtype=float)
+        starts = np.asarray(starts, dtype=np.int64)
+        if tangents.shape[0] != plan.n_out or starts.shape != (len(ext) + 1,):
+            raise ValueError(f"need tangents ({plan.n_out}, R) and {len(ext) + 1} column starts")
+        return _values_and_tangent_products(
+            ext, self._factors, self._lengths, self._coefficients, self._owner, self._slots,
+            plan.fold_target, plan.fold_sign, plan.folded_invariant, plan.folded_moment,
+            plan.kept, plan.kept_index, plan.indptr, plan.indices, plan.data_real,
+            plan.data_imag, tangents, starts, len(self),
+        )
 
     def chained_cotangent(self, moments: np.ndarray, cotangent: np.ndarray, chain) -> np.ndarray:
         """``Re(cotangent . jacobian(moments) @ chain)``: (..., P) for ``cotangent`` (...,
