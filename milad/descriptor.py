@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -26,12 +27,14 @@ import numba
 import numpy as np
 import scipy.sparse
 from ase import Atoms
+from ase.data import chemical_symbols
 from ase.neighborlist import neighbor_list
 
 from .features import FEATURES, SpeciesMap, check_finite, cosine_cutoff
 from .invariants import InvariantSet, load_invariants
 from .moments import (
     _axis_powers,
+    _segment_moments,
     geometric_indices,
     geometric_moments_batch,
     monomials,
@@ -111,25 +114,30 @@ def _pair_gradient(energy_gradient, derivatives, centers, neighbors):
 
 
 @numba.njit(cache=True)
-def _pair_moments(powers, idx, weights, scaled_weights, weight_gradient, centers, n_env):
+def _pair_moments(powers, idx, weights, scaled_weights, weight_gradient, centers, starts):
     """Geometric moments of every environment (n_env, K) and d moments / d vector of every
-    pair, (K, 3P) with column 3p + x for component x of pair p: w * d(monomial)/d(vector)
-    + monomial * dw/d(vector).
+    pair: w * d(monomial)/d(vector) + monomial * dw/d(vector).
 
+    The pairs of environment c are ``starts[c]:starts[c + 1]`` (sorted by centre); their
+    derivatives form a (K, 3 n_c) block, column 3 (p - starts[c]) + x for component x of
+    pair p, stored flat from ``3 K starts[c]`` on (see ``_block``).
     powers: (P, 3, order + 1) axis powers of the scaled pair vectors; weights: (P,);
     scaled_weights: weights / cutoff; weight_gradient: (P, 3) dw/d(vector).
     """
     n_pairs = powers.shape[0]
     n_moments = idx.shape[0]
-    moments = np.zeros((n_env, n_moments))
-    jacobians = np.empty((n_moments, 3 * n_pairs))
+    moments = np.zeros((starts.shape[0] - 1, n_moments))
+    jacobians = np.empty(3 * n_pairs * n_moments)
     for p in range(n_pairs):
         w = weights[p]
         sw = scaled_weights[p]
         g0 = weight_gradient[p, 0]
         g1 = weight_gradient[p, 1]
         g2 = weight_gradient[p, 2]
-        target = moments[centers[p]]
+        c = centers[p]
+        target = moments[c]
+        width = 3 * (starts[c + 1] - starts[c])
+        at = 3 * starts[c] * n_moments + 3 * (p - starts[c])
         for k in range(n_moments):
             s = idx[k, 0]
             t = idx[k, 1]
@@ -142,51 +150,76 @@ def _pair_moments(powers, idx, weights, scaled_weights, weight_gradient, centers
             dpz = u * powers[p, 2, max(u - 1, 0)]
             value = px * py * pz
             target[k] += w * value
-            jacobians[k, 3 * p] = dpx * py * pz * sw + value * g0
-            jacobians[k, 3 * p + 1] = px * dpy * pz * sw + value * g1
-            jacobians[k, 3 * p + 2] = px * py * dpz * sw + value * g2
+            jacobians[at] = dpx * py * pz * sw + value * g0
+            jacobians[at + 1] = px * dpy * pz * sw + value * g1
+            jacobians[at + 2] = px * py * dpz * sw + value * g2
+            at += width
     return moments, jacobians
 
 
 @numba.njit(cache=True)
-def _contract_cotangent(pair_jacobians, centers, neighbors, moment_cotangent, n_atoms):
-    """dE/dr (n_atoms, 3) from dE/dm (n_env, K) and d m / d vector of every pair (K, 3P)."""
-    n_moments = pair_jacobians.shape[0]
-    n_pairs = centers.shape[0]
-    per_pair = np.zeros(3 * n_pairs)
-    for k in range(n_moments):
-        row = pair_jacobians[k]
-        for p in range(n_pairs):
-            weight = moment_cotangent[centers[p], k]
-            per_pair[3 * p] += weight * row[3 * p]
-            per_pair[3 * p + 1] += weight * row[3 * p + 1]
-            per_pair[3 * p + 2] += weight * row[3 * p + 2]
-    out = np.zeros((n_atoms, 3))
-    for p in range(n_pairs):
-        for x in range(3):
-            out[neighbors[p], x] += per_pair[3 * p + x]
-            out[centers[p], x] -= per_pair[3 * p + x]
+def _pair_forces(powers, idx, raised, scaled_weights, weight_gradient, centers, neighbors,
+                 moment_cotangent):
+    """dE/dr (n_atoms, 3) from dE/dm (n_env, K), pair by pair without d m / d vector.
+
+    For pair p of environment c with monomials q_k: dE/d vector = w / cutoff * sum_k dE/dm_k
+    d q_k / d vector + (sum_k dE/dm_k q_k) dw / d vector, and d q_k / dx = s_k q_(k - e_x),
+    so per environment dE/dm is first lifted onto the monomials of lower order:
+    ``raised[k', a]`` is the index of monomial k' times axis a (``_raised_indices``).
+    """
+    n_env, n_moments = moment_cotangent.shape
+    n_lower = raised.shape[0]
+    lifted = np.zeros((n_env, 3, n_lower))
+    for c in range(n_env):
+        for k in range(n_lower):
+            for a in range(3):
+                lifted[c, a, k] = (idx[k, a] + 1) * moment_cotangent[c, raised[k, a]]
+    out = np.zeros((n_env, 3))
+    monomial = np.empty(n_moments)
+    for p in range(centers.shape[0]):
+        c = centers[p]
+        for k in range(n_moments):
+            monomial[k] = powers[p, 0, idx[k, 0]] * powers[p, 1, idx[k, 1]] * powers[p, 2, idx[k, 2]]
+        along = 0.0
+        for k in range(n_moments):
+            along += moment_cotangent[c, k] * monomial[k]
+        for a in range(3):
+            total = 0.0
+            for k in range(n_lower):
+                total += lifted[c, a, k] * monomial[k]
+            value = scaled_weights[p] * total + along * weight_gradient[p, a]
+            out[neighbors[p], a] += value
+            out[c, a] -= value
     return out
 
 
 class _PairChain:
     """What the position derivatives of a structure's local fingerprints are formed from:
-    the Zernike moments of every environment and d m / d vector of every pair."""
+    the Zernike moments of every environment and, per pair, the axis powers of its scaled
+    vector, its weight w, w / cutoff and dw / d vector."""
 
-    def __init__(self, descriptor: "Descriptor", zernike: np.ndarray, pair_jacobians: np.ndarray,
-                 centers: np.ndarray, neighbors: np.ndarray):
+    def __init__(self, descriptor: "Descriptor", n_env: int, powers: np.ndarray,
+                 weights: np.ndarray, weight_gradient: np.ndarray, centers: np.ndarray,
+                 neighbors: np.ndarray, zernike: np.ndarray | None = None):
         self.descriptor = descriptor
-        self.zernike = zernike
-        self.pair_jacobians = pair_jacobians
+        self.zernike = zernike  # needed for forces only
+        self.powers = powers
+        self.weights = weights
+        self.weight_gradient = weight_gradient
         self.centers = centers
         self.neighbors = neighbors
+        self.starts = np.searchsorted(centers, np.arange(n_env + 1))
 
     def values_and_jacobian(self) -> tuple[np.ndarray, np.ndarray]:
         """Phi (n_env, n_inv) and d Phi[centers[p]] / d r[neighbors[p]], (P, n_inv, 3) (a
         transposed view of a (P, 3, n_inv) array)."""
-        starts = 3 * np.searchsorted(self.centers, np.arange(len(self.zernike) + 1))
-        values, products = self.descriptor.invariants.values_and_tangent_products(
-            self.zernike, self.descriptor._chain_plan, self.pair_jacobians, starts)
+        descriptor = self.descriptor
+        geometric, pair_jacobians = _pair_moments(
+            self.powers, geometric_indices(descriptor.n_max), self.weights,
+            self.weights / descriptor.cutoff, self.weight_gradient, self.centers, self.starts)
+        values, products = descriptor.invariants.values_and_tangent_products(
+            descriptor._zernike(geometric), descriptor._chain_plan, pair_jacobians,
+            3 * self.starts)
         return values, products.reshape(len(self.centers), 3, -1).transpose(0, 2, 1)
 
     def jacobian(self) -> np.ndarray:
@@ -194,15 +227,29 @@ class _PairChain:
 
     def position_gradient(self, energy_gradient: np.ndarray) -> np.ndarray:
         """dE/dr (n_atoms, 3) for dE/dPhi (n_atoms, n_inv), by one vector-Jacobian product."""
-        moment_cotangent = self.descriptor.invariants.chained_cotangent(
-            self.zernike, energy_gradient, self.descriptor._chain_plan)
-        return _contract_cotangent(self.pair_jacobians, self.centers, self.neighbors,
-                                   moment_cotangent, len(self.zernike))
+        descriptor = self.descriptor
+        moment_cotangent = descriptor.invariants.chained_cotangent(
+            self.zernike, energy_gradient, descriptor._chain_plan)
+        return _pair_forces(self.powers, geometric_indices(descriptor.n_max),
+                            _raised_indices(descriptor.n_max), self.weights / descriptor.cutoff,
+                            self.weight_gradient, self.centers, self.neighbors,
+                            np.ascontiguousarray(moment_cotangent))
+
+
+@lru_cache(maxsize=None)
+def _raised_indices(max_order: int) -> np.ndarray:
+    """(K', 3): the index of geometric monomial k' (order < max_order) times x, y or z."""
+    idx = geometric_indices(max_order)
+    index = {tuple(int(v) for v in row): k for k, row in enumerate(idx)}
+    lower = [row for row in idx if row.sum() < max_order]
+    return np.array([[index[tuple(int(v) for v in row + np.eye(3, dtype=int)[a])]
+                      for a in range(3)] for row in lower], dtype=np.int64).reshape(-1, 3)
 
 
 @numba.njit(cache=True)
-def _image_pairs(positions, shifts, cutoff, fill, centers, neighbors, vectors):
-    """Pairs (i, j, image) closer than ``cutoff``; counts them, or fills the arrays if ``fill``."""
+def _image_pairs(positions, shifts, cutoff, centers, neighbors, vectors):
+    """Pairs (i, j, image) closer than ``cutoff``: fills the arrays as far as they reach and
+    returns how many pairs there are (more than fit: call again with arrays that long)."""
     n = positions.shape[0]
     cutoff2 = cutoff * cutoff
     low = np.empty(3)
@@ -211,10 +258,10 @@ def _image_pairs(positions, shifts, cutoff, fill, centers, neighbors, vectors):
         low[a] = positions[:, a].min()
         high[a] = positions[:, a].max()
     count = 0
-    for s in range(shifts.shape[0]):
-        sx, sy, sz = shifts[s, 0], shifts[s, 1], shifts[s, 2]
-        zero_shift = sx == 0.0 and sy == 0.0 and sz == 0.0
-        for i in range(n):
+    for i in range(n):  # pairs come sorted by centre, then image, then neighbour
+        for s in range(shifts.shape[0]):
+            sx, sy, sz = shifts[s, 0], shifts[s, 1], shifts[s, 2]
+            zero_shift = sx == 0.0 and sy == 0.0 and sz == 0.0
             # skip images whose bounding box lies beyond the cutoff from atom i
             gap2 = 0.0
             for a in range(3):
@@ -230,7 +277,7 @@ def _image_pairs(positions, shifts, cutoff, fill, centers, neighbors, vectors):
                 dy = positions[j, 1] + sy - positions[i, 1]
                 dz = positions[j, 2] + sz - positions[i, 2]
                 if dx * dx + dy * dy + dz * dz < cutoff2:
-                    if fill:
+                    if count < centers.shape[0]:
                         centers[count] = i
                         neighbors[count] = j
                         vectors[count, 0] = dx
@@ -249,22 +296,19 @@ MAX_IMAGES = 1_000_000
 
 
 def compute_path() -> str:
-    """Which hardware-specific code the fingerprints run on, in one line: numba's kernels
-    are compiled for this CPU (its SIMD instructions), the pair derivatives are contracted by
-    the BLAS that numba calls (scipy's), and how many threads each may use."""
+    """Which hardware-specific code the fingerprints run on, in one line: numba's kernels are
+    compiled for this CPU (its SIMD instructions) on first use, the geometric-to-Zernike
+    transform is a BLAS matrix product (numpy's), and how many threads each may use."""
     import llvmlite.binding
-    import scipy
     import threadpoolctl
 
     blas = [f"{Path(pool.get('filepath', '?')).parent.name}: {pool.get('internal_api')} "
             f"{pool.get('version')} ({pool.get('architecture', 'generic')} kernels, "
             f"{pool.get('num_threads')} thread(s))"
             for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
-    blas_text = "; ".join(blas) or "not loaded yet"
     return (f"numba {numba.__version__} kernels compiled for CPU "
             f"'{llvmlite.binding.get_host_cpu_name()}' ({numba.config.NUMBA_NUM_THREADS} "
-            f"thread(s) allowed); pair derivatives contracted by the BLAS of scipy "
-            f"{scipy.__version__} (scipy.libs); BLAS loaded: {blas_text}")
+            f"thread(s) allowed, the kernels use one); BLAS: {'; '.join(blas) or 'none loaded'}")
 
 
 def check_cutoff(cutoff) -> float:
@@ -318,13 +362,18 @@ def neighbor_pairs(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray,
         order = np.argsort(centers[keep], kind="stable")
         return centers[keep][order], neighbors[keep][order], vectors[keep][order]
     shifts = np.ascontiguousarray(shifts)
-    empty_i, empty_v = np.zeros(0, np.int64), np.zeros((0, 3))
-    count = _image_pairs(positions, shifts, cutoff, False, empty_i, empty_i, empty_v)
-    centers, neighbors = np.empty(count, np.int64), np.empty(count, np.int64)
-    vectors = np.empty((count, 3))
-    _image_pairs(positions, shifts, cutoff, True, centers, neighbors, vectors)
-    order = np.argsort(centers, kind="stable")
-    return centers[order], neighbors[order], vectors[order]
+    # room for twice the pairs of a uniform density (one pass); a denser cluster counts first
+    volume = abs(np.linalg.det(cell)) if pbc.all() else None
+    expected = (len(positions) ** 2 * 4.19 * cutoff ** 3 / volume) if volume else 0.0
+    capacity = int(min(2 * expected + 64 * len(positions), len(positions) ** 2 * len(shifts)))
+    centers, neighbors = np.empty(capacity, np.int64), np.empty(capacity, np.int64)
+    vectors = np.empty((capacity, 3))
+    count = _image_pairs(positions, shifts, cutoff, centers, neighbors, vectors)
+    if count > capacity:
+        centers, neighbors = np.empty(count, np.int64), np.empty(count, np.int64)
+        vectors = np.empty((count, 3))
+        _image_pairs(positions, shifts, cutoff, centers, neighbors, vectors)
+    return centers[:count], neighbors[:count], vectors[:count]
 
 
 def centre_on_miniball(positions: np.ndarray) -> tuple[np.ndarray, float]:
@@ -611,11 +660,14 @@ class Descriptor:
         check_finite(atoms.positions, "positions")
         centers, neighbors, vectors = neighbor_pairs(atoms, self.cutoff)
         distances = np.linalg.norm(vectors, axis=1)
-        symbols = atoms.get_chemical_symbols()
-        widths = self.widths_of(symbols)  # per atom, then per pair
-        widths = None if widths is None else self._scaled_widths(widths[neighbors], len(neighbors))
+        # per element, then per pair
+        numbers, of_neighbor = np.unique(atoms.numbers[neighbors], return_inverse=True)
+        symbols = [chemical_symbols[z] for z in numbers]
+        widths = self.widths_of(symbols)
+        widths = None if widths is None else self._scaled_widths(widths[of_neighbor],
+                                                                 len(neighbors))
         smooth, smooth_derivative = cosine_cutoff(distances, self.cutoff)
-        species_weights = self.weights_of(symbols)[neighbors]
+        species_weights = self.weights_of(symbols)[of_neighbor]
         return centers, neighbors, vectors, distances, species_weights, widths, smooth, smooth_derivative
 
     def local(self, atoms: Atoms) -> np.ndarray:
@@ -638,19 +690,21 @@ class Descriptor:
         weights = species_weights * smooth
         # d m / d vector for one pair: w * d(monomial)/d(vector) + monomial * dw/d(vector)
         unit = vectors / np.maximum(distances, 1e-300)[:, None]
-        weight_gradient = (species_weights * smooth_derivative)[:, None] * unit  # (P, 3)
+        weight_gradient = np.ascontiguousarray((species_weights * smooth_derivative)[:, None] * unit)
         powers = _axis_powers(vectors / self.cutoff, self.n_max, widths)
-        geometric, pair_jacobians = _pair_moments(
-            powers, geometric_indices(self.n_max), weights, weights / self.cutoff,
-            np.ascontiguousarray(weight_gradient), centers, len(atoms))
+        if jacobian:
+            chain = _PairChain(self, len(atoms), powers, weights, weight_gradient, centers,
+                               neighbors)
+            values, derivatives = chain.values_and_jacobian()
+            return LocalFingerprints(values=values, centers=centers, neighbors=neighbors,
+                                     derivatives=derivatives)
+        geometric = _segment_moments(powers, weights, centers, geometric_indices(self.n_max),
+                                     len(atoms))
         zernike = self._zernike(geometric)
-        chain = _PairChain(self, zernike, pair_jacobians, centers, neighbors)
-        if not jacobian:
-            return LocalFingerprints(values=self.invariants.evaluate(zernike), centers=centers,
-                                     neighbors=neighbors, chain=chain)
-        values, derivatives = chain.values_and_jacobian()
-        return LocalFingerprints(values=values, centers=centers, neighbors=neighbors,
-                                 derivatives=derivatives)
+        chain = _PairChain(self, len(atoms), powers, weights, weight_gradient, centers, neighbors,
+                           zernike)
+        return LocalFingerprints(values=self.invariants.evaluate(zernike), centers=centers,
+                                 neighbors=neighbors, chain=chain)
 
 
 class DescriptorStack:

@@ -39,26 +39,47 @@ class Invariant:
 
 
 @numba.njit(cache=True)
-def _evaluate(moments, factors, lengths, coefficients, owner, n_invariants):
-    """Invariants (B, n_inv) of moment rows padded with a 1: every term is the left-to-right
-    product ``((c * a) * b) * ...`` of its coefficient and factors (degrees up to 4 written
-    out, no multiplications by the padding)."""
+def _evaluate(moments, factors, coefficients, owner, n_invariants):
     n_batch = moments.shape[0]
     out = np.zeros((n_batch, n_invariants), dtype=moments.dtype)
     for b in range(n_batch):
         row = moments[b]
-        target = out[b]
         for t in range(factors.shape[0]):
-            d = lengths[t]
             value = coefficients[t] * row[factors[t, 0]]
-            if d == 3:
-                value = (value * row[factors[t, 1]]) * row[factors[t, 2]]
-            elif d == 4:
-                value = ((value * row[factors[t, 1]]) * row[factors[t, 2]]) * row[factors[t, 3]]
-            else:
-                for j in range(1, d):
-                    value *= row[factors[t, j]]
-            target[owner[t]] += value
+            for j in range(1, factors.shape[1]):
+                value *= row[factors[t, j]]
+            out[b, owner[t]] += value
+    return out
+
+
+@numba.njit(cache=True)
+def _evaluate_real(moments, factors, lengths, coefficients, term_start):
+    """The real parts of ``_evaluate``, bit for bit: each invariant's terms (``term_start[i]``
+    to ``term_start[i + 1]``) summed in a register, no padding multiplications, and the last
+    product of each term only to its real part."""
+    n_batch = moments.shape[0]
+    n_invariants = term_start.shape[0] - 1
+    out = np.empty((n_batch, n_invariants))
+    for b in range(n_batch):
+        row = moments[b]
+        for i in range(n_invariants):
+            total = 0.0
+            for t in range(term_start[i], term_start[i + 1]):
+                d = lengths[t]
+                value = coefficients[t] * row[factors[t, 0]]
+                if d == 3:
+                    value *= row[factors[t, 1]]
+                elif d == 4:
+                    value = (value * row[factors[t, 1]]) * row[factors[t, 2]]
+                else:
+                    for j in range(1, d - 1):
+                        value *= row[factors[t, j]]
+                if d == 1:
+                    total += value.real
+                else:
+                    last = row[factors[t, d - 1]]
+                    total += value.real * last.real - value.imag * last.imag
+            out[b, i] = total
     return out
 
 
@@ -183,9 +204,10 @@ def _values_and_chained_gradients(moments, factors, lengths, coefficients, owner
 def _values_and_tangent_products(moments, factors, lengths, coefficients, owner, slots,
                                  fold_target, fold_sign, folded_invariant, folded_moment,
                                  kept, kept_index, indptr, indices, data_real, data_imag,
-                                 tangents, starts, n_invariants):
-    """Invariants (B, n_inv) and Re(dI_b/dmoments @ C @ tangents[:, starts[b]:starts[b+1]])
-    for every row b, stored transposed as (R, n_inv).
+                                 tangents, starts, n_rows, n_invariants):
+    """Invariants (B, n_inv) and Re(dI_b/dmoments @ C @ X_b) for every row b, stored
+    transposed as (R, n_inv), where the tangents X_b of row b, (n_rows, starts[b + 1] -
+    starts[b]) row-major, lie in the flat ``tangents`` from ``n_rows * starts[b]`` on.
 
     Per row: the tangents go through the kept rows of C (W = C_kept @ X, complex), then the
     folded sparse Jacobian contracts W; every inner loop runs over the row's tangent columns,
@@ -193,7 +215,7 @@ def _values_and_tangent_products(moments, factors, lengths, coefficients, owner,
     """
     n_batch = moments.shape[0]
     values = np.empty((n_batch, n_invariants))
-    out = np.empty((tangents.shape[1], n_invariants))
+    out = np.empty((starts[n_batch], n_invariants))
     entries = np.empty(fold_target.shape[0], dtype=moments.dtype)
     folded = np.empty(folded_invariant.shape[0], dtype=moments.dtype)
     unit = np.ones(n_invariants)
@@ -218,7 +240,8 @@ def _values_and_tangent_products(moments, factors, lengths, coefficients, owner,
             wi[:n_cols] = 0.0
             a = kept[j]
             for q in range(indptr[a], indptr[a + 1]):
-                x = tangents[indices[q], low:low + n_cols]
+                at = n_rows * low + indices[q] * n_cols
+                x = tangents[at:at + n_cols]
                 dr = data_real[q]
                 di = data_imag[q]
                 for r in range(n_cols):
@@ -291,6 +314,11 @@ class ChainPlan:
     folded_moment: np.ndarray
     kept: np.ndarray  # the rows that mirror none
     kept_index: np.ndarray  # position of a kept row in ``kept`` (-1 for mirrored rows)
+    # the terms a vector-Jacobian product needs: one of each conjugate pair, weighted 2
+    cotangent_factors: np.ndarray
+    cotangent_lengths: np.ndarray
+    cotangent_coefficients: np.ndarray
+    cotangent_owner: np.ndarray
 
 
 def _mirror_rows(chain) -> tuple[np.ndarray, np.ndarray]:
@@ -367,6 +395,7 @@ class InvariantSet:
         self._slot_moment = np.ascontiguousarray(pattern[:, 1])
         self._lengths = np.array([len(m) for inv in self.invariants for m in inv.terms],
                                  dtype=np.int64)
+        self._term_start = np.searchsorted(self._owner, np.arange(len(self.invariants) + 1))
         self._derived: dict = {}
 
     def derived(self, key: str, build):
@@ -427,9 +456,9 @@ class InvariantSet:
     def evaluate(self, moments: np.ndarray) -> np.ndarray:
         """Invariants of ``moments`` (..., K) -> real array (..., n_invariants)."""
         ext, lead = self._extended(moments)
-        values = _evaluate(ext, self._factors, self._lengths, self._coefficients, self._owner,
-                           len(self))
-        return values.real.reshape(*lead, len(self))
+        values = _evaluate_real(ext, self._factors, self._lengths, self._coefficients,
+                                self._term_start)
+        return values.reshape(*lead, len(self))
 
     def jacobian(self, moments: np.ndarray) -> np.ndarray:
         """Holomorphic derivatives dI/d(moment) of the polynomials, (..., n_invariants, K).
@@ -476,7 +505,56 @@ class InvariantSet:
             fold_target=fold_target, fold_sign=mirror_sign[self._slot_moment],
             folded_invariant=np.ascontiguousarray(folded[:, 0]),
             folded_moment=np.ascontiguousarray(folded[:, 1]), kept=kept, kept_index=kept_index,
+            **self._conjugate_representatives(chain, mirror, mirror_sign),
         )
+
+    def _conjugate_representatives(self, chain, mirror, mirror_sign) -> dict:
+        """One term of each conjugate pair, with weight 2 (1 for a term that is its own
+        conjugate), when every term has its conjugate in the same invariant; else all terms.
+
+        With moments of a real density (``moment_a = sign * conj(moment_b)`` for a row a that
+        mirrors b, and real ``moment_b`` for a real kept row that no row mirrors), the
+        conjugate of a term is the term over the partner moments with the product of their
+        signs as extra factor. Its derivatives, folded and chained, equal those of the term
+        itself (the real part taken at the end), so a vector-Jacobian product needs half the
+        terms.
+        """
+        all_terms = dict(cotangent_factors=self._factors, cotangent_lengths=self._lengths,
+                         cotangent_coefficients=self._coefficients, cotangent_owner=self._owner)
+        n_moments = self.n_moments
+        partner = np.full(n_moments, -1, dtype=np.int64)
+        sign = np.ones(n_moments)
+        for a in range(n_moments):
+            if mirror[a] >= 0:
+                partner[a], partner[mirror[a]] = mirror[a], a
+                sign[a] = sign[mirror[a]] = mirror_sign[a]
+        for b in np.flatnonzero(partner < 0):
+            row = chain.data[chain.indptr[b]:chain.indptr[b + 1]]
+            if np.any(np.imag(row) != 0):
+                return all_terms
+            partner[b] = b
+        index = {}
+        for t, (row, d, i) in enumerate(zip(self._factors, self._lengths, self._owner)):
+            index[(int(i), tuple(sorted(int(a) for a in row[:d])))] = t
+        weight = np.zeros(len(self._coefficients))
+        for t, (row, d, i) in enumerate(zip(self._factors, self._lengths, self._owner)):
+            if weight[t] != 0.0:
+                continue
+            factors = row[:d]
+            other = index.get((int(i), tuple(sorted(int(a) for a in partner[factors]))))
+            if other is None or not math.isclose(
+                    self._coefficients[other], self._coefficients[t] * np.prod(sign[factors]),
+                    rel_tol=1e-12):
+                return all_terms
+            if other == t:
+                weight[t] = 1.0
+            else:
+                weight[t], weight[other] = 2.0, -1.0  # -1: represented by t
+        keep = np.flatnonzero(weight > 0)
+        return dict(cotangent_factors=np.ascontiguousarray(self._factors[keep]),
+                    cotangent_lengths=np.ascontiguousarray(self._lengths[keep]),
+                    cotangent_coefficients=self._coefficients[keep] * weight[keep],
+                    cotangent_owner=np.ascontiguousarray(self._owner[keep]))
 
     def values_and_chained_jacobian(self, moments: np.ndarray, chain) -> tuple[np.ndarray, np.ndarray]:
         """``(evaluate(moments), chained_jacobian(moments, chain))`` in one pass over the
@@ -495,21 +573,23 @@ class InvariantSet:
     def values_and_tangent_products(self, moments: np.ndarray, chain, tangents: np.ndarray,
                                     starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Invariants (B, n_invariants) of moment rows (B, K) and, for each row b, the
-        directional derivatives ``Re(jacobian(moments[b]) @ chain @ tangents[:, cols])`` for
-        its columns ``cols = starts[b]:starts[b + 1]`` of ``tangents`` (chain's P, R), stored
-        transposed: (R, n_invariants). Without forming d I / d(chained variables): the
-        tangents go through the chain, then through the sparse Jacobian."""
+        directional derivatives ``Re(jacobian(moments[b]) @ chain @ X_b)`` along its tangents
+        ``X_b`` (chain's P, R_b = starts[b + 1] - starts[b]), stored transposed: (sum R_b,
+        n_invariants). ``tangents`` is flat: X_b row-major from ``P * starts[b]`` on.
+        Without forming d I / d(chained variables): the tangents go through the chain, then
+        through the sparse Jacobian."""
         ext, _ = self._extended(moments)
         plan = self.chain_plan(chain)
-        tangents = np.ascontiguousarray(tangents, dtype=float)
+        tangents = np.ascontiguousarray(tangents, dtype=float).reshape(-1)
         starts = np.asarray(starts, dtype=np.int64)
-        if tangents.shape[0] != plan.n_out or starts.shape != (len(ext) + 1,):
-            raise ValueError(f"need tangents ({plan.n_out}, R) and {len(ext) + 1} column starts")
+        if starts.shape != (len(ext) + 1,) or len(tangents) != plan.n_out * starts[-1]:
+            raise ValueError(f"need {len(ext) + 1} column starts and {plan.n_out} tangent rows "
+                             "per column")
         return _values_and_tangent_products(
             ext, self._factors, self._lengths, self._coefficients, self._owner, self._slots,
             plan.fold_target, plan.fold_sign, plan.folded_invariant, plan.folded_moment,
             plan.kept, plan.kept_index, plan.indptr, plan.indices, plan.data_real,
-            plan.data_imag, tangents, starts, len(self),
+            plan.data_imag, tangents, starts, plan.n_out, len(self),
         )
 
     def chained_cotangent(self, moments: np.ndarray, cotangent: np.ndarray, chain) -> np.ndarray:
@@ -522,8 +602,8 @@ class InvariantSet:
             raise ValueError(f"need one cotangent per moment vector: {len(cotangent)} vs {len(ext)}")
         plan = self.chain_plan(chain)
         values = _chained_cotangent(
-            ext, cotangent, self._factors, self._lengths, self._coefficients, self._owner,
-            plan.mirror, plan.mirror_sign, plan.indptr, plan.indices, plan.data_real,
+            ext, cotangent, plan.cotangent_factors, plan.cotangent_lengths,
+            plan.cotangent_coefficients, plan.cotangent_owner, plan.mirror, plan.mirror_sign, plan.indptr, plan.indices, plan.data_real,
             plan.data_imag, plan.n_out,
         )
         return values.reshape(*lead, plan.n_out)

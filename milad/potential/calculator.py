@@ -48,6 +48,24 @@ class MiladCalculator(Calculator):
         self.warn = warn
         self.n_extrapolations = 0
 
+    def check_state(self, atoms, tol=1e-15):
+        """The properties that changed since the last calculation, compared exactly (ASE
+        compares within ``tol`` at a cost like that of the fingerprints of a small cell, and
+        an MD step asks several times). A change below ``tol`` that ASE would ignore only
+        means one more calculation."""
+        previous = self.atoms
+        if previous is None:
+            return super().check_state(atoms, tol=tol)
+        checked = set(all_changes) - set(self.ignored_changes)
+        changes = [name for name, old, new in (("cell", previous.cell.array, atoms.cell.array),
+                                               ("pbc", previous.pbc, atoms.pbc))
+                   if name in checked and not np.array_equal(old, new)]
+        old_arrays, new_arrays = previous.arrays, atoms.arrays
+        changes += sorted(checked & (set(old_arrays) ^ set(new_arrays)))
+        changes += [name for name in sorted(checked & set(old_arrays) & set(new_arrays))
+                    if not np.array_equal(old_arrays[name], new_arrays[name])]
+        return changes
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         want_forces = "forces" in properties
