@@ -2,9 +2,15 @@
 
     python benchmarks/potentials.py [--mlearn DIR] [--models results/potentials]
                                     [--elements Li Mo Si Ge] [--threads 2] [--md-steps 50]
-                                    [--json out.json]
+                                    [--md-atoms 64 512] [--md-only] [--json out.json]
 
-Per element (mlearn training file from the mirror, default ../shared/data/mlearn):
+MD inference with the Si potential (``<models>/Si/model.pt`` when that loads, else an
+untrained network of the same size, 32-32, same cost): velocity-Verlet NVE steps on diamond
+silicon supercells of ``--md-atoms`` atoms, as atom-steps per second of wall and of CPU time
+(fingerprints, network, forces and ASE's integrator together), with the compiled path that
+ran. ``--md-only`` stops there.
+
+Per element (mlearn training file shipped with milad, or ``--mlearn DIR/<El>/training.json``):
 * fingerprinting the whole training file (values and pair derivatives);
 * one full-batch loss + gradient evaluation (what every L-BFGS function evaluation costs) and
   one Adam epoch (batches of 16 structures), with the element's Table II network;
@@ -41,10 +47,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from milad.data import read_mlearn  # noqa: E402
-from milad.descriptor import Descriptor  # noqa: E402
+from milad.data import mlearn_embedded_path, read_mlearn  # noqa: E402
+from milad.descriptor import Descriptor, compute_path  # noqa: E402
 from milad.potential import (  # noqa: E402
     ExtrapolationWarning,
+    ModelFileError,
     Potential,
     fingerprint_structures,
     loss_and_metrics,
@@ -91,23 +98,89 @@ def warm_up() -> None:
         run_nve(atoms, model.calculator(), steps=2)
 
 
+def training_file(mlearn: Path | None, element: str) -> Path | None:
+    """The element's mlearn training file: shipped with milad, or under ``mlearn``."""
+    if mlearn is None:
+        return mlearn_embedded_path(element, "training")
+    return mlearn / element / "training.json"
+
+
+def silicon_model(models: Path, mlearn: Path | None) -> tuple[Potential, str]:
+    """The trained Si potential if one loads, else an untrained one of its size."""
+    path = models / "Si" / "model.pt"
+    if path.is_file():
+        try:
+            return Potential.load(path), f"trained, {path}"
+        except ModelFileError as error:
+            note = f"untrained 32-32 network ({path} does not load: {error})"
+    else:
+        note = f"untrained 32-32 network (no {path})"
+    frames = read_mlearn(training_file(mlearn, "Si"))[:20]
+    data = fingerprint_structures(frames, Descriptor(n_max=7, cutoff=TABLE2["Si"][0]))
+    return Potential.for_data(data, hidden=TABLE2["Si"][2]), note
+
+
+def md_rates(model: Potential, sizes: list[int], steps: int) -> list[dict]:
+    """NVE atom-steps/s (wall and CPU) on diamond Si supercells of ``sizes`` atoms."""
+    from ase.build import bulk
+
+    rows = []
+    for n_atoms in sizes:
+        repeat = round((n_atoms / 8) ** (1 / 3))
+        if 8 * repeat ** 3 != n_atoms:
+            raise SystemExit(f"--md-atoms {n_atoms}: diamond Si cubic cells come in 8 n^3 atoms")
+        atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(repeat)
+        atoms.rattle(0.05, seed=0)
+        n_steps = max(5, steps * 64 // n_atoms)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            run_nve(atoms, model.calculator(), steps=2)  # compile, warm caches
+            cpu = time.process_time()
+            run = run_nve(atoms, model.calculator(), steps=n_steps)
+            cpu = time.process_time() - cpu
+        rows.append({"atoms": n_atoms, "steps": n_steps,
+                     "wall": run["atom_steps_per_second"],
+                     "cpu": n_atoms * n_steps / cpu,
+                     "drift": run["drift_eV_per_atom_per_ps"]})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mlearn", type=Path, default=ROOT.parent / "shared" / "data" / "mlearn")
+    parser.add_argument("--mlearn", type=Path, default=None,
+                        help="mlearn directory with <El>/training.json (default: the copies "
+                             "shipped with milad)")
     parser.add_argument("--models", type=Path, default=ROOT / "results" / "potentials")
     parser.add_argument("--elements", nargs="+", default=["Li", "Mo", "Si", "Ge"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--md-steps", type=int, default=50)
+    parser.add_argument("--md-atoms", type=int, nargs="+", default=[64, 512])
+    parser.add_argument("--md-only", action="store_true",
+                        help="only the MD inference of the Si potential")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warm_up()
 
+    model, note = silicon_model(args.models, args.mlearn)
+    md = md_rates(model, args.md_atoms, args.md_steps)
+    print(f"MD inference, Si potential ({note}), {args.threads} thread(s):\n")
+    print("| atoms | steps | atom-steps/s (wall) | atom-steps/s (CPU time) | drift (eV/atom/ps) |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in md:
+        print(f"| {r['atoms']} | {r['steps']} | {r['wall']:,.0f} | {r['cpu']:,.0f} | "
+              f"{r['drift']:.2g} |")
+    print(f"\npath: {compute_path()}\n", flush=True)
+    if args.md_only:
+        if args.json:
+            args.json.write_text(json.dumps({"threads": args.threads, "md": md}, indent=1))
+        return
+
     rows = []
     for element in args.elements:
-        path = args.mlearn / element / "training.json"
-        if not path.is_file():
+        path = training_file(args.mlearn, element)
+        if path is None or not path.is_file():
             print(f"{element}: no training file at {path}, skipped")
             continue
         cutoff, alpha, hidden = TABLE2[element]
@@ -178,7 +251,8 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory: {peak:.0f} MB")
     if args.json:
-        args.json.write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"threads": args.threads, "md": md, "rows": rows},
+                                        indent=1))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ class LocalFingerprints:
     """
 
     def __init__(self, values: np.ndarray, centers: np.ndarray, neighbors: np.ndarray,
-                 derivatives: np.ndarray | None = None, *, chain: "_PairChain | None" = None):
+                 derivatives: np.ndarray | None = None, *,
+                 chain: "_PairChain | _StackChain | None" = None):
         if derivatives is None and chain is None:
             raise ValueError("LocalFingerprints needs the derivatives or the chain to form them")
         self.values = values
@@ -752,23 +753,40 @@ class DescriptorStack:
         return np.hstack([d.local(atoms) for d in self.descriptors])
 
     def local_derivatives(self, atoms: Atoms, jacobian: bool = True) -> LocalFingerprints:
-        """Phi and its derivatives (``jacobian`` is accepted for the interface of
-        :meth:`Descriptor.local_derivatives`; a stack forms them at once). The pairs of every descriptor are listed one descriptor
+        """Phi and its derivatives. The pairs of every descriptor are listed one descriptor
         after the other, each carrying zeros for the other descriptors' components, so every
-        contraction over pairs (forces) sums the descriptors' contributions."""
-        parts = [d.local_derivatives(atoms) for d in self.descriptors]
-        widths = [part.values.shape[1] for part in parts]
-        offsets = np.concatenate([[0], np.cumsum(widths)])
-        n_pairs = sum(len(part.centers) for part in parts)
-        derivatives = np.zeros((n_pairs, offsets[-1], 3))
-        start = 0
-        for part, low, high in zip(parts, offsets[:-1], offsets[1:]):
-            derivatives[start:start + len(part.centers), low:high] = part.derivatives
-            start += len(part.centers)
+        contraction over pairs (forces) sums the descriptors' contributions. With
+        ``jacobian=False`` they are formed only if read (see
+        :meth:`Descriptor.local_derivatives`)."""
+        parts = [d.local_derivatives(atoms, jacobian=jacobian) for d in self.descriptors]
+        chain = _StackChain(parts)
         return LocalFingerprints(
             values=np.hstack([part.values for part in parts]),
             centers=np.concatenate([part.centers for part in parts]),
             neighbors=np.concatenate([part.neighbors for part in parts]),
-            derivatives=derivatives,
+            derivatives=chain.jacobian() if jacobian else None,
+            chain=None if jacobian else chain,
         )
+
+
+class _StackChain:
+    """The derivatives of a :class:`DescriptorStack`'s fingerprints from those of its parts."""
+
+    def __init__(self, parts: list[LocalFingerprints]):
+        self.parts = parts
+        self.offsets = np.concatenate([[0], np.cumsum([part.values.shape[1] for part in parts])])
+
+    def jacobian(self) -> np.ndarray:
+        n_pairs = sum(len(part.centers) for part in self.parts)
+        derivatives = np.zeros((n_pairs, self.offsets[-1], 3))
+        start = 0
+        for part, low, high in zip(self.parts, self.offsets[:-1], self.offsets[1:]):
+            derivatives[start:start + len(part.centers), low:high] = part.derivatives
+            start += len(part.centers)
+        return derivatives
+
+    def position_gradient(self, energy_gradient: np.ndarray) -> np.ndarray:
+        """dE/dr (n_atoms, 3): the parts' vector-Jacobian products summed."""
+        return -sum(part.forces(np.ascontiguousarray(energy_gradient[:, low:high]))
+                    for part, low, high in zip(self.parts, self.offsets[:-1], self.offsets[1:]))
 

@@ -277,8 +277,7 @@ def test_invariants_are_real_for_real_densities(rng, zernike_set_7, gaussian):
     sigmas = rng.uniform(0.05, 0.2, len(weights)) if gaussian else None
     moments = moments_of(positions, weights, sigmas)
     ext, _ = inv._extended(moments)
-    complex_values = _evaluate(ext, inv._factors, inv._lengths, inv._coefficients, inv._owner,
-                               len(inv))[0]
+    complex_values = _evaluate(ext, inv._factors, inv._coefficients, inv._owner, len(inv))[0]
     assert np.iscomplexobj(complex_values)
     assert np.abs(complex_values.imag).max() < 1e-13 * np.abs(complex_values).max()
     np.testing.assert_array_equal(inv.evaluate(moments), complex_values.real)
