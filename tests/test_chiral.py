@@ -250,6 +250,22 @@ def test_local_derivatives_match_finite_differences(descriptors):
                                    atol=1e-7 * np.abs(numeric[:, odd]).max())
 
 
+def test_moment_space_jacobian_of_the_odd_part():
+    """InvariantSet.jacobian (the decoder's path, through real moment coordinates) against
+    central differences."""
+    from milad.decode.space import moment_space
+
+    space = moment_space(load_invariants(7, chiral=True))
+    positions, weights = chiral_test_densities(7)["C1"]
+    x = space.moments(positions, weights)
+    phi, d_x = space.phi_and_jacobian(x)
+    odd = space.invariants.imaginary
+    np.testing.assert_allclose(phi, space.phi(x), rtol=0, atol=0)
+    step = 1e-6 * np.eye(len(x))
+    numeric = np.stack([space.phi(x + e) - space.phi(x - e) for e in step], axis=1) / 2e-6
+    np.testing.assert_allclose(d_x[odd], numeric[odd], rtol=0, atol=1e-7 * np.abs(numeric[odd]).max())
+
+
 # ------------------------------------------------------------------ settings and command line
 def test_settings_round_trip_and_errors(descriptors):
     default, chiral = descriptors

@@ -133,17 +133,27 @@ def test_environment_derivatives_match_finite_differences(feature, chiral):
 
 
 # ---------------------------------------------------------------------------- atom-centred
+@pytest.mark.parametrize("chiral", [False, True], ids=["default", "chiral"])
 @pytest.mark.parametrize("proper", [True, False])
-def test_local_fingerprints_invariant(silicon, proper):
-    descriptor = Descriptor(n_max=7, cutoff=4.7)
+def test_local_fingerprints_invariant(silicon, proper, chiral):
+    """Invariant to rotations, translations and permutations, except that the parity-odd part
+    of the chiral fingerprint changes sign under improper rotations (each part to 1e-10 of its
+    own size: the rattled environments are chiral)."""
+    descriptor = Descriptor(n_max=7, cutoff=4.7, chiral=chiral)
+    odd = descriptor.invariants.imaginary
+    parts = [~odd, odd][: 1 + chiral]
     reference = descriptor.local(silicon)
     rotation = random_orthogonal(11, proper)
     rotated = silicon.copy()
     rotated.set_cell(silicon.cell.array @ rotation.T, scale_atoms=False)
     rotated.positions = silicon.positions @ rotation.T + [0.3, -1.2, 2.5]
-    assert relative_error(descriptor.local(rotated), reference) < 1e-10
+    expected = reference * np.where(odd & (not proper), -1.0, 1.0)
     order = np.random.default_rng(0).permutation(len(silicon))
-    assert relative_error(descriptor.local(silicon[order]), reference[order]) < 1e-10
+    for part in parts:
+        assert relative_error(descriptor.local(rotated)[:, part], expected[:, part]) < 1e-10
+        assert relative_error(descriptor.local(silicon[order])[:, part], reference[order][:, part]) < 1e-10
+    if chiral:
+        assert np.abs(reference[:, odd]).min() > 1e-6 * np.abs(reference[:, odd]).max()
 
 
 def test_local_fingerprints_of_supercell_repeat_the_cell(silicon):

@@ -315,18 +315,20 @@ def generate_chiral_invariants(n_max: int, n_min: int = 0, seed: int = 0) -> Inv
     vanish for achiral densities. All are nu = 3 (the module docstring says why).
 
     Size. The even set of the same order is complete: its Jacobian already has the largest
-    rank a rotation-invariant map can have (moments - 3), so no odd invariant can raise it (its
-    square is a function of the even invariants); all it adds is the sign that tells a density
-    from its mirror image, and one generically non-zero odd invariant would do. But an odd
-    invariant also vanishes on every density whose symmetry kills the moments it couples: the
-    lowest, ``Im c_4(4,2)_3 c_3``, is zero for all D_n with n >= 4, C_n with n >= 5, T, O and I
-    symmetric densities, chiral as they are. So the set is chosen to cover the chiral point
-    groups: going through the odd candidates in reduction order, a candidate is kept when it
-    is non-zero (``DETECTION_THRESHOLD``) on the test density
+    rank a rotation-invariant map can have (moments - 3), so no odd invariant can raise it:
+    each is algebraically dependent on the even ones (its square is invariant under all of
+    O(3)), and what it adds is the sign that tells a density from its mirror image. One
+    generically non-zero odd invariant would do that generically. But an odd invariant also
+    vanishes on every density whose symmetry kills the moments it couples: the lowest,
+    ``Im c_4(4,2)_3 c_3``, is zero on every C_n- or D_n-symmetric density with n >= 4 and on
+    T-, O- and I-symmetric ones, chiral as they are. So the set is chosen to cover the chiral
+    point groups: going through the odd candidates in reduction order, a candidate is kept
+    when it is non-zero (``DETECTION_THRESHOLD``) on the test density
     (``chiral_test_densities``) of a point group that no kept invariant detects yet, and it
     raises the exact mod-p Jacobian rank of the odd invariants kept before it (so none is a
     function of the others). Metadata ``detects`` names, for every group, the first kept
-    invariant non-zero on it, ``undetected`` the groups no odd candidate to n_max sees.
+    invariant non-zero on it, ``undetected`` the groups no odd candidate to n_max sees (for
+    n_max = 7: C7, D7, O and I; for 10: C10, D10 and I).
     """
     from ..moments import geometric_moments, zernike_moments
     from .reduce import RowEchelon, gradient_mod_p, random_point
