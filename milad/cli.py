@@ -51,7 +51,7 @@ def _descriptor(args):
     species = SpeciesMap.parse(args.species) if args.species else None
     return Descriptor(
         n_max=args.n_max, cutoff=args.cutoff, feature=args.feature, sigma=args.sigma,
-        species=species,
+        species=species, chiral=args.chiral,
     )
 
 
@@ -71,14 +71,35 @@ def _fingerprint(args) -> int:
         values = descriptor.molecules(frames)
     _save(output, lambda handle: np.save(handle, values))
     kind = "atom-centred environments" if args.local else "molecules"
-    print(f"{values.shape[0]} {kind} x {values.shape[1]} invariants -> {output}")
+    chiral = f" (the last {descriptor.n_chiral} parity-odd)" if args.chiral else ""
+    print(f"{values.shape[0]} {kind} x {values.shape[1]} invariants{chiral} -> {output}")
     return 0
 
 
 def _invariants(args) -> int:
-    from .invariants import load_invariants
+    from .invariants import load_chiral_invariants, load_invariants
 
     invariants = load_invariants(args.n_max)
+    if args.chiral:
+        odd = load_chiral_invariants(args.n_max)
+        summary = {
+            "n_max": odd.max_order,
+            "count": len(odd),
+            "labels": odd.labels,
+            "detects": list(odd.metadata.get("detects", {})),
+            "undetected": odd.metadata.get("undetected", []),
+            "terms": odd.n_terms,
+        }
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"parity-odd (chiral) invariants to n_max={odd.max_order}: {len(odd)}, appended "
+                  f"after the {len(invariants)} by --chiral, {odd.n_terms} polynomial terms")
+            for label in odd.labels:
+                print(f"  {label}")
+            print(f"  non-zero for the chiral point groups {', '.join(summary['detects'])}; "
+                  f"blind to {', '.join(summary['undetected']) or 'none'}")
+        return 0
     summary = {
         "n_max": invariants.max_order,
         "count": len(invariants),
@@ -238,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     fingerprint.add_argument("--feature", choices=["delta", "gaussian"], default="delta")
     fingerprint.add_argument("--sigma", type=float, help="Gaussian width in Angstrom (gaussian feature only)")
     fingerprint.add_argument("--local", action="store_true", help="one fingerprint per atom-centred environment")
+    fingerprint.add_argument(
+        "--chiral", action="store_true",
+        help="append the parity-odd invariants after the default ones: they change sign "
+             "between mirror images and vanish for achiral structures",
+    )
     fingerprint.set_defaults(handler=_fingerprint)
 
     invariants = commands.add_parser(
@@ -248,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     invariants.add_argument("--n-max", type=int, default=7)
     invariants.add_argument("--json", action="store_true", help="print JSON")
+    invariants.add_argument("--chiral", action="store_true",
+                            help="describe the parity-odd invariants 'fingerprint --chiral' appends")
     invariants.set_defaults(handler=_invariants)
 
     decode = commands.add_parser(

@@ -31,7 +31,7 @@ from ase.data import chemical_symbols
 from ase.neighborlist import neighbor_list
 
 from .features import FEATURES, SpeciesMap, check_finite, cosine_cutoff
-from .invariants import InvariantSet, load_invariants
+from .invariants import InvariantSet, load_chiral_invariants, load_invariants
 from .moments import (
     _axis_powers,
     _segment_moments,
@@ -396,6 +396,15 @@ class Descriptor:
     ``SpeciesMap`` (or comma-separated string) turning symbols into weights; ``None`` gives
     every atom weight 1. invariants: an ``InvariantSet``, a path to one, or ``None`` for the
     shipped set of order ``n_max``.
+
+    chiral: append the shipped parity-odd invariants of order ``n_max``
+    (``milad.invariants.generate_chiral_invariants``) after the invariants: the fingerprint is
+    then the default one (same values, same order) followed by the imaginary parts of a few
+    odd-parity couplings, pseudoscalars that keep their value under proper rotations, change
+    sign under improper ones (mirror images) and vanish for achiral structures: the last
+    ``n_chiral`` components. An ``invariants`` set that already holds odd invariants makes a
+    chiral descriptor by itself (``chiral`` must then stay False; ``invariants.imaginary``
+    marks its odd components).
     """
 
     def __init__(
@@ -406,6 +415,7 @@ class Descriptor:
         sigma: float | dict[str, float] | None = None,
         species: SpeciesMap | str | None = None,
         invariants: InvariantSet | str | Path | None = None,
+        chiral: bool = False,
     ):
         if feature not in FEATURES:
             raise ValueError(f"unknown feature function {feature!r}; choose one of {FEATURES}")
@@ -417,12 +427,18 @@ class Descriptor:
         if isinstance(invariants, (str, Path)):
             invariants = InvariantSet.load(invariants)
         elif invariants is None:
-            invariants = load_invariants(n_max)
+            invariants = load_invariants(n_max, chiral=bool(chiral))
+            chiral = False
         if invariants.kind != "zernike" or invariants.max_order != n_max:
             raise ValueError(
                 f"invariant set is {invariants.kind} of order {invariants.max_order}, "
                 f"but the descriptor uses Zernike moments to n_max={n_max}"
             )
+        if chiral:
+            if invariants.chiral:
+                raise ValueError("this invariant set already holds parity-odd invariants: "
+                                 "leave chiral=False")
+            invariants = invariants.appended(load_chiral_invariants(n_max))
         if isinstance(species, str):
             species = SpeciesMap.parse(species)
         self.n_max = int(n_max)
@@ -444,13 +460,24 @@ class Descriptor:
 
     def __repr__(self) -> str:
         species = None if self.species is None else ",".join(self.species.species)
+        chiral = ", chiral=True" if self.chiral else ""
         return (
             f"Descriptor(n_max={self.n_max}, cutoff={self.cutoff}, feature={self.feature!r}, "
-            f"sigma={self.sigma}, species={species!r}, n_invariants={len(self)})"
+            f"sigma={self.sigma}, species={species!r}{chiral}, n_invariants={len(self)})"
         )
 
     def __len__(self) -> int:
         return len(self.invariants)
+
+    @property
+    def chiral(self) -> bool:
+        """Whether the fingerprint has parity-odd components (tells mirror images apart)."""
+        return self.invariants.chiral
+
+    @property
+    def n_chiral(self) -> int:
+        """Number of parity-odd components (0 for the default fingerprint)."""
+        return int(self.invariants.imaginary.sum())
 
     # ------------------------------------------------------------------ settings
     def invariants_sha256(self) -> str:
@@ -462,7 +489,8 @@ class Descriptor:
 
         Keys: ``n_max``, ``cutoff`` (Angstrom), ``feature``, ``sigma`` (Angstrom, a number or a
         ``{symbol: width}`` mapping, ``None`` for delta features), ``species`` (list or
-        ``None``), ``weight_range``, and, to detect a changed invariant set, ``n_invariants``
+        ``None``), ``weight_range``, ``chiral`` (only when true: the settings of a default
+        descriptor are unchanged), and, to detect a changed invariant set, ``n_invariants``
         and ``invariants_sha256``. The one way descriptor settings travel: saved potentials,
         fingerprint files, decode records and the pipeline's rules.
         """
@@ -474,6 +502,7 @@ class Descriptor:
             "sigma": dict(self.sigma) if isinstance(self.sigma, dict) else self.sigma,
             "species": None if species is None else list(species.species),
             "weight_range": None if species is None else list(species.weight_range),
+            **({"chiral": True} if self.chiral else {}),
             "n_invariants": len(self),
             "invariants_sha256": self.invariants_sha256(),
         }
@@ -481,7 +510,8 @@ class Descriptor:
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> "Descriptor | DescriptorStack":
         """The descriptor of ``settings`` (from :meth:`to_dict`, or a config block with at
-        least ``n_max`` and ``cutoff``), with the shipped invariant set of order ``n_max``;
+        least ``n_max`` and ``cutoff``), with the shipped invariant set of order ``n_max``
+        (and its parity-odd invariants when ``chiral``);
         settings with a ``stack`` list (:meth:`DescriptorStack.to_dict`) give a
         :class:`DescriptorStack`.
 
@@ -490,7 +520,7 @@ class Descriptor:
         """
         if "stack" in settings:
             return DescriptorStack.from_dict(settings)
-        known = {"n_max", "cutoff", "feature", "sigma", "species", "weight_range",
+        known = {"n_max", "cutoff", "feature", "sigma", "species", "weight_range", "chiral",
                  "n_invariants", "invariants_sha256"}
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -509,6 +539,7 @@ class Descriptor:
             feature=settings.get("feature") or "delta",
             sigma=settings.get("sigma"),
             species=species,
+            chiral=bool(settings.get("chiral", False)),
         )
         expected = settings.get("invariants_sha256")
         if expected is not None and expected != descriptor.invariants_sha256():

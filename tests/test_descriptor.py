@@ -109,42 +109,59 @@ def test_centre_on_miniball_gives_smallest_sphere():
 
 
 # ---------------------------------------------------------------------------- single environments
+@pytest.mark.parametrize("chiral", [False, True], ids=["default", "chiral"])
 @pytest.mark.parametrize("feature", ["delta", "gaussian"])
-def test_environment_derivatives_match_finite_differences(feature):
-    descriptor = Descriptor(n_max=7, cutoff=3.0, feature=feature, sigma=0.3)
+def test_environment_derivatives_match_finite_differences(feature, chiral):
+    """Analytic derivatives against central differences; the parity-odd part of the chiral
+    fingerprint (much smaller values) against its own scale."""
+    descriptor = Descriptor(n_max=7, cutoff=3.0, feature=feature, sigma=0.3, chiral=chiral)
+    parts = [~descriptor.invariants.imaginary, descriptor.invariants.imaginary][: 1 + chiral]
     rng = np.random.default_rng(7)
     positions = rng.uniform(-1.5, 1.5, (6, 3))
     weights = rng.uniform(1.0, 2.0, 6)
     phi, d_positions, d_weights = descriptor.environment_derivatives(positions, weights)
     np.testing.assert_allclose(phi, descriptor.environment(positions, weights), rtol=1e-12)
+
+    def check(analytic, numeric):
+        for part in parts:
+            np.testing.assert_allclose(analytic[part], numeric[part], atol=1e-7 * np.abs(numeric[part]).max())
+
     h = 1e-6
     for atom, axis in [(0, 0), (3, 2), (5, 1)]:
         plus, minus = positions.copy(), positions.copy()
         plus[atom, axis] += h
         minus[atom, axis] -= h
-        numeric = (descriptor.environment(plus, weights) - descriptor.environment(minus, weights)) / (2 * h)
-        np.testing.assert_allclose(d_positions[:, atom, axis], numeric, atol=1e-7 * np.abs(numeric).max())
+        check(d_positions[:, atom, axis],
+              (descriptor.environment(plus, weights) - descriptor.environment(minus, weights)) / (2 * h))
     for atom in (1, 4):
         plus, minus = weights.copy(), weights.copy()
         plus[atom] += h
         minus[atom] -= h
-        numeric = (descriptor.environment(positions, plus) - descriptor.environment(positions, minus)) / (2 * h)
-        np.testing.assert_allclose(d_weights[:, atom], numeric, atol=1e-7 * np.abs(numeric).max())
+        check(d_weights[:, atom],
+              (descriptor.environment(positions, plus) - descriptor.environment(positions, minus)) / (2 * h))
 
 
 # ---------------------------------------------------------------------------- atom-centred
+@pytest.mark.parametrize("chiral", [False, True], ids=["default", "chiral"])
 @pytest.mark.parametrize("proper", [True, False])
 @pytest.mark.parametrize("n_max", [7, 10])
-def test_local_fingerprints_invariant(silicon, n_max, proper):
-    descriptor = Descriptor(n_max=n_max, cutoff=4.7)
+def test_local_fingerprints_invariant(silicon, n_max, proper, chiral):
+    """Invariant to rotations, translations and permutations, except that the parity-odd part
+    of the chiral fingerprint changes sign under improper rotations (each component to 1e-10
+    of its own size: the rattled environments are chiral)."""
+    descriptor = Descriptor(n_max=n_max, cutoff=4.7, chiral=chiral)
+    odd = descriptor.invariants.imaginary
     reference = descriptor.local(silicon)  # (atoms, invariants)
     rotation = random_orthogonal(11, proper)
     rotated = silicon.copy()
     rotated.set_cell(silicon.cell.array @ rotation.T, scale_atoms=False)
     rotated.positions = silicon.positions @ rotation.T + [0.3, -1.2, 2.5]
-    assert_invariant(descriptor.local(rotated), reference, rtol=1e-10)
+    expected = reference * np.where(odd & (not proper), -1.0, 1.0)
+    assert_invariant(descriptor.local(rotated), expected, rtol=1e-10)
     order = np.random.default_rng(0).permutation(len(silicon))
     assert_invariant(descriptor.local(silicon[order]), reference[order], rtol=1e-10)
+    if chiral:
+        assert np.abs(reference[:, odd]).min() > 1e-6 * np.abs(reference[:, odd]).max()
 
 
 def test_local_fingerprints_of_supercell_repeat_the_cell(silicon):

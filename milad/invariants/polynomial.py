@@ -6,6 +6,14 @@ makes the coefficients rational for Clebsch-Gordan coupled Zernike invariants (s
 ``milad.invariants.zernike``); geometric-moment invariants use ``variable_scale = 1``.
 Evaluation uses the equivalent float coefficients on the moments themselves and numba kernels
 over flat term arrays (no Python loop over invariants or terms).
+
+An invariant marked ``imaginary`` stands for the *imaginary* part of its polynomial,
+``Im I = Re(-i I)``: the real-valued parity-odd (pseudoscalar) invariants of the chiral
+fingerprint (``milad.invariants.zernike.generate_chiral_invariants``), whose polynomials are
+purely imaginary on real densities. The factor ``-i`` is folded into the float coefficients, so
+``evaluate``, ``jacobian`` and ``chained_jacobian`` need no special case: every value is
+``Re`` of a holomorphic polynomial. Such sets are written as format version 2 (version 1 plus
+the ``imaginary`` flag); sets without imaginary invariants stay version 1.
 """
 
 from __future__ import annotations
@@ -25,17 +33,25 @@ from ..io import atomic_output
 
 __all__ = ["Invariant", "InvariantSet", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+#: newest format this milad writes and reads; version 1 (no ``imaginary`` flags) is written
+#: for sets without imaginary invariants, so older readers still read them
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
 class Invariant:
-    """One invariant: a recipe label, its correlation order and its exact polynomial."""
+    """One invariant: a recipe label, its correlation order and its exact polynomial.
+
+    ``imaginary``: the invariant's value is the imaginary part of the polynomial (a
+    parity-odd pseudoscalar), not its real part.
+    """
 
     label: str
     degree: int
     terms: dict  # {sorted tuple of moment indices: Fraction}
     scale_squared: Fraction = Fraction(1)
+    imaginary: bool = False
 
 
 @numba.njit(cache=True)
@@ -373,7 +389,7 @@ class InvariantSet:
         max_degree = max((inv.degree for inv in self.invariants), default=1)
         factors, coefficients, owner = [], [], []
         for i, inv in enumerate(self.invariants):
-            scale = math.sqrt(inv.scale_squared)
+            scale = -1j * math.sqrt(inv.scale_squared) if inv.imaginary else math.sqrt(inv.scale_squared)
             for monomial, c in inv.terms.items():
                 factors.append(list(monomial) + [n_moments] * (max_degree - len(monomial)))
                 coefficients.append(
@@ -381,7 +397,8 @@ class InvariantSet:
                 )
                 owner.append(i)
         self._factors = np.array(factors, dtype=np.int64).reshape(-1, max_degree)
-        self._coefficients = np.array(coefficients, dtype=float)
+        # float unless some invariant is imaginary (then complex, with -i folded in)
+        self._coefficients = np.array(coefficients, dtype=complex if self.chiral else float)
         self._owner = np.array(owner, dtype=np.int64)
         # the non-zero pattern of dI/dmoments: one slot per (invariant, moment) a term touches
         slot_of: dict = {}
@@ -419,6 +436,16 @@ class InvariantSet:
         return len(self.moments)
 
     @property
+    def chiral(self) -> bool:
+        """Whether the set holds parity-odd (imaginary) invariants, which tell mirror images apart."""
+        return any(inv.imaginary for inv in self.invariants)
+
+    @property
+    def imaginary(self) -> np.ndarray:
+        """Boolean mask of the imaginary (parity-odd) invariants, (n_invariants,)."""
+        return np.array([inv.imaginary for inv in self.invariants], dtype=bool)
+
+    @property
     def degrees(self) -> np.ndarray:
         """Correlation order of every invariant, (n_invariants,)."""
         return np.array([inv.degree for inv in self.invariants], dtype=np.int64)
@@ -439,6 +466,27 @@ class InvariantSet:
         """The invariants as exact polynomials in the scaled variables (for rank checks)."""
         return [inv.terms for inv in self.invariants]
 
+    def appended(self, other: "InvariantSet") -> "InvariantSet":
+        """This set followed by the invariants of ``other`` (same kind and moments).
+
+        Metadata are this set's, with ``other``'s under ``"appended"``.
+        """
+        if (other.kind, other.max_order) != (self.kind, self.max_order) or not np.array_equal(
+            other.moments, self.moments
+        ):
+            raise ValueError(
+                f"cannot append a {other.kind} set of order {other.max_order} to a {self.kind} "
+                f"set of order {self.max_order}: the moments differ"
+            )
+        return InvariantSet(
+            kind=self.kind,
+            max_order=self.max_order,
+            moments=self.moments,
+            variable_scale=self.variable_scale,
+            invariants=self.invariants + other.invariants,
+            metadata={**self.metadata, "appended": [*self.metadata.get("appended", []), other.metadata]},
+        )
+
     # ------------------------------------------------------------------ evaluation
     def _extended(self, moments: np.ndarray) -> tuple[np.ndarray, tuple]:
         moments = np.asarray(moments)
@@ -448,7 +496,7 @@ class InvariantSet:
                 f"got an array of shape {moments.shape}"
             )
         lead = moments.shape[:-1]
-        dtype = complex if np.iscomplexobj(moments) else float
+        dtype = complex if np.iscomplexobj(moments) or self.chiral else float
         flat = moments.reshape(-1, self.n_moments).astype(dtype, copy=False)
         ext = np.concatenate([flat, np.ones((flat.shape[0], 1), dtype=dtype)], axis=1)
         return ext, lead
@@ -460,8 +508,17 @@ class InvariantSet:
                                 self._term_start)
         return values.reshape(*lead, len(self))
 
+    def bound(self, moments: np.ndarray) -> np.ndarray:
+        """``sum_t |c_t| prod_j |moment_tj|`` per invariant, (..., n_invariants): an upper
+        bound of ``|I|``, the scale at which an invariant's value counts as zero or not."""
+        ext, lead = self._extended(moments)
+        products = np.abs(self._coefficients) * np.prod(np.abs(ext[:, self._factors]), axis=2)
+        values = np.stack([np.bincount(self._owner, row, minlength=len(self)) for row in products])
+        return values.reshape(*lead, len(self))
+
     def jacobian(self, moments: np.ndarray) -> np.ndarray:
-        """Holomorphic derivatives dI/d(moment) of the polynomials, (..., n_invariants, K).
+        """Holomorphic derivatives dI/d(moment) of the polynomials (of ``-i I`` for imaginary
+        invariants), (..., n_invariants, K).
 
         For complex moments the real fingerprint's derivative with respect to a real
         parameter p is ``Re(jacobian @ dmoments/dp)``.
@@ -612,7 +669,7 @@ class InvariantSet:
     def to_dict(self) -> dict:
         return {
             "format": "milad-invariants",
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if self.chiral else 1,
             "kind": self.kind,
             "max_order": self.max_order,
             "moments": self.moments.tolist(),
@@ -625,6 +682,7 @@ class InvariantSet:
                     "scale_squared": str(inv.scale_squared),
                     "factors": [list(m) for m in inv.terms],
                     "coefficients": [str(c) for c in inv.terms.values()],
+                    **({"imaginary": True} if inv.imaginary else {}),
                 }
                 for inv in self.invariants
             ],
@@ -634,10 +692,10 @@ class InvariantSet:
     def from_dict(cls, data: dict) -> "InvariantSet":
         if data.get("format") != "milad-invariants":
             raise ValueError("not a milad invariant set (missing 'format: milad-invariants')")
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_VERSIONS:
             raise ValueError(
                 f"invariant set format version {data.get('format_version')} is not supported "
-                f"(this milad reads version {FORMAT_VERSION})"
+                f"(this milad reads versions {', '.join(map(str, READABLE_VERSIONS))})"
             )
         missing = {"kind", "max_order", "moments", "variable_scale", "invariants"} - set(data)
         if missing:
@@ -650,6 +708,7 @@ class InvariantSet:
                     tuple(f): Fraction(c) for f, c in zip(item["factors"], item["coefficients"])
                 },
                 scale_squared=Fraction(item["scale_squared"]),
+                imaginary=bool(item.get("imaginary", False)),
             )
             for item in data["invariants"]
         ]

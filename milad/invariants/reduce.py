@@ -33,6 +33,7 @@ __all__ = [
     "PRIME",
     "to_field",
     "gradient_mod_p",
+    "random_point",
     "RowEchelon",
     "independent_subset",
     "jacobian_rank",
@@ -69,6 +70,11 @@ def gradient_mod_p(poly: Polynomial, point: np.ndarray, prime: int = PRIME) -> n
             np.add.at(gradient, factors[:, j], partial)
             gradient %= prime
     return gradient
+
+
+def random_point(n_vars: int, seed: int, prime: int = PRIME) -> np.ndarray:
+    """The random point of F_p^n_vars (non-zero int64 residues) drawn from ``seed``."""
+    return np.random.default_rng(seed).integers(1, prime, n_vars, dtype=np.int64)
 
 
 def _vector_mod_p(poly: Polynomial, columns: dict, prime: int) -> np.ndarray:
@@ -117,7 +123,7 @@ def independent_subset(
     Each candidate is kept only if its gradient raises the rank of the Jacobian of those kept
     before it, at one random point of F_p^n_vars drawn from ``seed``.
     """
-    point = np.random.default_rng(seed).integers(1, prime, n_vars, dtype=np.int64)
+    point = random_point(n_vars, seed, prime)
     echelon = RowEchelon(n_vars, prime)
     kept = []
     for i, poly in enumerate(candidates):
@@ -130,7 +136,7 @@ def independent_subset(
 
 def jacobian_rank(polys: Iterable[Polynomial], n_vars: int, seed: int, prime: int = PRIME) -> int:
     """Rank over F_p of the Jacobian of ``polys`` at a random point drawn from ``seed``."""
-    point = np.random.default_rng(seed).integers(1, prime, n_vars, dtype=np.int64)
+    point = random_point(n_vars, seed, prime)
     echelon = RowEchelon(n_vars, prime)
     for poly in polys:
         echelon.add(gradient_mod_p(poly, point, prime))

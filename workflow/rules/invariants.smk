@@ -47,13 +47,63 @@ rule compare_invariants:
         "../scripts/compare_invariants.py"
 
 
+rule generate_chiral_invariants:
+    """Generate the parity-odd invariants of the chiral fingerprint of order n_max from scratch."""
+    output:
+        results("invariants/zernike_nmax{n_max}_chiral.json.gz"),
+    log:
+        results("logs/generate_chiral_invariants/nmax{n_max}.log"),
+    benchmark:
+        results("benchmarks/generate_chiral_invariants/nmax{n_max}.tsv")
+    params:
+        seed=config["rank_seed"],
+        chiral=True,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/milad.yaml"
+    script:
+        "../scripts/generate_invariants.py"
+
+
+rule compare_chiral_invariants:
+    """Check that a regenerated parity-odd set equals the shipped one: labels, exact coefficients."""
+    input:
+        generated=results("invariants/zernike_nmax{n_max}_chiral.json.gz"),
+    output:
+        report=report(
+            results("invariants/zernike_nmax{n_max}_chiral.comparison.json"),
+            caption="../report/invariants_chiral.rst",
+            category="Invariant sets",
+            labels={"n_max": "{n_max}", "file": "chiral set: comparison with the shipped set"},
+        ),
+    log:
+        results("logs/compare_chiral_invariants/nmax{n_max}.log"),
+    benchmark:
+        results("benchmarks/compare_chiral_invariants/nmax{n_max}.tsv")
+    params:
+        chiral=True,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/milad.yaml"
+    script:
+        "../scripts/compare_invariants.py"
+
+
 rule invariants:
-    """Named target: every configured invariant set, regenerated and checked."""
+    """Named target: every configured invariant set, and its parity-odd (chiral) part,
+    regenerated and checked."""
     localrule: True
     input:
         expand(
-            results("invariants/zernike_nmax{n_max}.comparison.json"),
+            results("invariants/zernike_nmax{n_max}{part}.comparison.json"),
             n_max=config["invariant_n_max"],
+            part=["", "_chiral"],
         ),
 
 

@@ -1,4 +1,5 @@
-"""Snakemake script: compare a regenerated invariant set with the shipped one (rule compare_invariants).
+"""Snakemake script: compare a regenerated invariant set with the shipped one (rule
+compare_invariants; rule compare_chiral_invariants for the parity-odd sets, ``params.chiral``).
 
 Writes a JSON report. The rule fails (after writing the report into its log) when the sets
 differ; an order without a shipped set is reported as "not shipped" and passes.
@@ -28,7 +29,8 @@ def differences(generated: InvariantSet, shipped: InvariantSet, limit: int = 10)
     for i, (a, b) in enumerate(zip(generated.invariants, shipped.invariants)):
         if a.label != b.label or a.degree != b.degree:
             out.append(f"invariant {i}: {a.label} (nu={a.degree}) != {b.label} (nu={b.degree})")
-        elif a.scale_squared != b.scale_squared or dict(a.terms) != dict(b.terms):
+        elif (a.scale_squared != b.scale_squared or dict(a.terms) != dict(b.terms)
+              or a.imaginary != b.imaginary):
             out.append(f"invariant {i} ({a.label}): coefficients differ")
         if len(out) >= limit:
             out.append("...")
@@ -37,10 +39,12 @@ def differences(generated: InvariantSet, shipped: InvariantSet, limit: int = 10)
 
 
 n_max = int(snakemake.wildcards.n_max)  # noqa: F821
+chiral = bool(getattr(snakemake.params, "chiral", False))  # noqa: F821
 generated = InvariantSet.load(snakemake.input.generated)  # noqa: F821
-shipped_path = shipped_invariant_path(n_max)
+shipped_path = shipped_invariant_path(n_max, chiral=chiral)
 report = {
     "n_max": n_max,
+    **({"chiral": True} if chiral else {}),
     "generated": snakemake.input.generated,  # noqa: F821
     "count": len(generated),
     "counts_by_degree": {str(k): v for k, v in generated.counts_by_degree().items()},
@@ -53,11 +57,11 @@ if shipped_path.exists():
 else:
     report["status"] = "not shipped"
     report["differences"] = []
-report["provenance"] = provenance(snakemake.config, rule="compare_invariants")  # noqa: F821
+report["provenance"] = provenance(snakemake.config, rule=snakemake.rule)  # noqa: F821
 print(json.dumps(report, indent=2))
 if report["status"] == "DIFFERENT":
     raise RuntimeError(
-        f"the regenerated n_max={n_max} invariant set differs from the shipped "
+        f"the regenerated n_max={n_max} {'chiral ' if chiral else ''}invariant set differs from the shipped "
         f"{shipped_path}: {report['differences']}"
     )
 atomic_write_text(snakemake.output.report, json.dumps(report, indent=2) + "\n")  # noqa: F821

@@ -75,8 +75,12 @@ summary = {
         "configuration": potential.metadata.get("configuration"),
         "n_weights": potential.n_parameters(),
     },
-    "training": potential.metadata.get("training", {}),
-    "restarts": potential.metadata.get("restarts", []),
+    # a single network's own training record; an ensemble's per member (in member order)
+    "training": potential.metadata.get("training") or {
+        "members": [m.metadata.get("training", {}) for m in getattr(potential, "members", [])]},
+    "restarts": potential.metadata.get("restarts") or [
+        {"member": i, **r} for i, m in enumerate(getattr(potential, "members", []))
+        for r in m.metadata.get("restarts", [])],
     "training_wall_seconds": potential.metadata.get("wall_seconds"),
     "provenance": record,
 }

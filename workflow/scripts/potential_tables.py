@@ -263,9 +263,13 @@ def write_rmse_table(rows, splits, title, md_path, csv_path, tex_path, html_path
     if tuned_run:
         cmp_rows.append({"method": "tuned at least as good as the best peer?", "split": "test",
                          **peer_comparison()})
-    write_csv(pd.concat([frame, pd.DataFrame(cmp_rows)], ignore_index=True), csv_path, record,
+    table = pd.concat([frame, pd.DataFrame(cmp_rows)], ignore_index=True)
+    # 6 significant digits (float_format does not reach columns that also hold "yes"/"NO")
+    table[columns] = table[columns].map(
+        lambda v: f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v)
+    write_csv(table, csv_path, record,
               comments=[title, "energies: RMSE meV/atom; forces: RMSE eV/A; empty: no value",
-                        *numbered(note_lines)], float_format="%.6g")
+                        *numbered(note_lines)])
 
     def cells(row, bold=False):
         out = []
