@@ -199,14 +199,18 @@ def test_local_derivatives_match_finite_differences(feature):
         np.testing.assert_allclose(jacobian[:, :, atom, axis], numeric, atol=1e-7 * np.abs(numeric).max())
 
 
-def test_forces_helper_is_minus_gradient_of_a_linear_energy(silicon):
-    descriptor = Descriptor(n_max=7, cutoff=4.0)
+@pytest.mark.parametrize("chiral", [False, True], ids=["default", "chiral"])
+@pytest.mark.parametrize("jacobian", [True, False], ids=["jacobian", "vector-jacobian"])
+def test_forces_helper_is_minus_gradient_of_a_linear_energy(silicon, chiral, jacobian):
+    """Through the stored pair derivatives and through the vector-Jacobian product that the
+    calculator uses (half of each conjugate pair of terms), with and without the odd part."""
+    descriptor = Descriptor(n_max=7, cutoff=4.0, chiral=chiral)
     coefficients = np.random.default_rng(2).normal(size=len(descriptor))
 
     def energy(atoms):
         return float(np.sum(descriptor.local(atoms) @ coefficients))
 
-    result = descriptor.local_derivatives(silicon)
+    result = descriptor.local_derivatives(silicon, jacobian=jacobian)
     forces = result.forces(np.tile(coefficients, (len(silicon), 1)))
     h = 1e-6
     for atom, axis in [(0, 2), (9, 0)]:

@@ -18,6 +18,7 @@ the ``imaginary`` flag); sets without imaginary invariants stay version 1.
 
 from __future__ import annotations
 
+import cmath
 import gzip
 import io
 import json
@@ -599,8 +600,11 @@ class InvariantSet:
                 continue
             factors = row[:d]
             other = index.get((int(i), tuple(sorted(int(a) for a in partner[factors]))))
-            if other is None or not math.isclose(
-                    self._coefficients[other], self._coefficients[t] * np.prod(sign[factors]),
+            # the conjugate of c * prod(x) is conj(c) * prod(sign * x_partner): complex
+            # coefficients (the imaginary-part invariants) compared in full
+            if other is None or not cmath.isclose(
+                    complex(self._coefficients[other]),
+                    complex(np.conj(self._coefficients[t])) * float(np.prod(sign[factors])),
                     rel_tol=1e-12):
                 return all_terms
             if other == t:
