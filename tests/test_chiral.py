@@ -356,3 +356,21 @@ def test_cli_decode_chiral(tmp_path, capsys):
     assert "1/1 decoded below 1e-06" in capsys.readouterr().out
     to_original, to_mirror = decoded_hand(chiral, left, read(output))
     assert to_original < 0.01 and to_mirror > 1.0, (to_original, to_mirror)
+
+
+def test_decoder_turns_the_other_enantiomer_into_the_target(descriptors):
+    """SearchProblem.hand: with a chiral fingerprint a fit that reached the mirror image is
+    reflected (no continuous fit can get from one hand to the other); with the default one the
+    positions are left as they are."""
+    from milad.decode.search import SearchProblem
+
+    default, chiral = descriptors
+    atoms = bromochlorofluoromethane()
+    weights = chiral.weights_of(atoms.get_chemical_symbols())
+    positions = chiral.molecule_positions(atoms) / chiral.cutoff
+    mirrored = positions * [-1.0, 1.0, 1.0]
+    for descriptor, expected in ((chiral, positions), (default, mirrored)):
+        problem = SearchProblem(descriptor, descriptor.molecule(atoms), len(atoms), None, False,
+                                None, 1e-6, 1e-5, 2, 31, {})
+        np.testing.assert_array_equal(problem.hand(mirrored, weights), expected)
+        np.testing.assert_array_equal(problem.hand(positions, weights), positions)
