@@ -11,42 +11,8 @@
 #   chirality (named target)          all of it, every decode named (see qm9.smk on why)
 
 
-CHIR = config["chirality"]
-CHIR_FINGERPRINTS = ["chiral", "default"] if CHIR["compare_default"] else ["chiral"]
-CHIR_ATTEMPTS = list(range(1, int(CHIR["attempts"]) + 1))
-if CHIR["molecules"] is None:
-    CHIR_IDS = list(QM9_SIZES)
-else:
-    CHIR_IDS = [int(i) for i in CHIR["molecules"]]
-    _unknown = [i for i in CHIR_IDS if i not in QM9_SIZES]
-    if _unknown:
-        raise ValueError(
-            f"config chirality.molecules: QM9 IDs {_unknown} are not in the paper's subset "
-            f"(milad/data/qm9_subset.extxyz holds {sorted(QM9_SIZES)})"
-        )
-
-
 wildcard_constraints:
     fingerprint=r"chiral|default",
-
-
-def _chirality_decodes(wildcards=None, suffix="json"):
-    """Every decode of the chiral molecules, known once the checkpoint chirality_molecules ran."""
-    from milad.provenance import read_csv
-
-    table = read_csv(checkpoints.chirality_molecules.get().output[0])
-    ids = [int(i) for i in table.loc[table["chiral"].astype(bool), "qm9_id"]]
-    return expand(results("chirality/decodes/{fingerprint}/{qm9_id}_{attempt}.{suffix}"),
-                  fingerprint=CHIR_FINGERPRINTS, qm9_id=ids, attempt=CHIR_ATTEMPTS,
-                  suffix=suffix)
-
-
-def _chirality_minutes(wildcards):
-    """Wall-time request of one decode (minutes), as a QM9 decode of that molecule."""
-    n_atoms = QM9_SIZES[int(wildcards.qm9_id)]
-    effort = (max(1.0, CHIR["decode"]["max_iterations"] / 8)
-              * max(1.0, CHIR["decode"]["hops"] / 100))
-    return int(5 + effort * 2 * n_atoms)
 
 
 checkpoint chirality_molecules:
