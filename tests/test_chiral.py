@@ -374,3 +374,48 @@ def test_decoder_turns_the_other_enantiomer_into_the_target(descriptors):
                                 None, 1e-6, 1e-5, 2, 31, {})
         np.testing.assert_array_equal(problem.hand(mirrored, weights), expected)
         np.testing.assert_array_equal(problem.hand(positions, weights), positions)
+
+
+# ------------------------------------------------------------------ the chirality target's steps
+def test_stereocentres_from_3d_and_the_hand_of_a_decode():
+    """RDKit perceives CHFClBr's stereocentre from the 3D structure, with opposite CIP labels
+    for the two hands, and none for methanol; hand_of names the enantiomer a decode is."""
+    from milad.chirality import hand_of, mirror_image, stereocentres
+
+    left = stereocentres(bromochlorofluoromethane())
+    right = stereocentres(mirror_image(bromochlorofluoromethane()))
+    assert [i for i, _ in left] == [i for i, _ in right] == [0]
+    assert {left[0][1], right[0][1]} == {"R", "S"}
+    assert stereocentres(molecule("CH3OH")) == []
+    assert stereocentres(qm9_molecule("CC(N)C#N")) == [(1, "R")]
+    assert [hand_of(*pair) for pair in ((1e-8, 0.5), (0.5, 0.0), (1e-3, 2e-3), (0.3, 0.2))] == [
+        "original", "mirror", "either", "neither"]
+
+
+def test_chirality_table_notes_and_criterion():
+    """The criterion: every successful decode of the chiral fingerprint is the original."""
+    import pandas as pd
+
+    from milad.chirality import chirality_markdown, chirality_notes, chirality_summary, chirality_table
+
+    def record(fingerprint, attempt, success, rmsd, mirror_rmsd):
+        return {"qm9_id": 64, "n_atoms": 11, "formula": "C3H6N2", "smiles": "CC(N)C#N",
+                "stereocentres": "C1 R", "fingerprint": fingerprint, "attempt": attempt,
+                "success": success, "fingerprint_rmsd": 1e-15 if success else 1e-3,
+                "rmsd": rmsd, "mirror_rmsd": mirror_rmsd,
+                "hand": "original" if rmsd < 0.01 else "mirror" if mirror_rmsd < 0.01 else "neither"}
+
+    table = chirality_table([record("default", 1, True, 0.57, 0.0), record("chiral", 2, False, 0.5, 0.3),
+                             record("chiral", 1, True, 0.0, 0.57)])
+    assert list(zip(table["fingerprint"], table["attempt"])) == [("chiral", 1), ("chiral", 2), ("default", 1)]
+    summary = chirality_summary(table)
+    assert summary["chiral"]["criterion"] is True and summary["default"]["mirror"] == 1
+    molecules = pd.DataFrame({"qm9_id": [64, 1], "chiral": [True, False]})
+    notes = chirality_notes(molecules, table, 1e-6, 0.01)
+    assert "1 of the 2 molecules" in notes[0] and "holds" in notes[-1]
+    markdown = chirality_markdown(molecules.assign(n_atoms=11, formula="", smiles="", stereocentres="C1 R"),
+                                  table, notes, [], "title")
+    assert "| 64 | 1 | yes |" in markdown
+    mirrored = chirality_table([record("chiral", 1, True, 0.57, 0.0)])
+    assert chirality_summary(mirrored)["chiral"]["criterion"] is False
+    assert "FAILS" in chirality_notes(molecules, mirrored, 1e-6, 0.01)[-1]
