@@ -32,7 +32,8 @@ record = job_provenance(
     inputs=[snakemake.input.molecules,  # noqa: F821
             f"{len(table)} decode records results/chirality/decodes/<fingerprint>/<qm9_id>_<attempt>.json"],
 )
-title = "Enantiomers: decodes of the chiral QM9 molecules, chiral and default fingerprint"
+title = "Enantiomers: decodes of the chiral QM9 molecules from the chiral fingerprint" + (
+    " and the default one" if (table["fingerprint"] == "default").any() else "")
 write_csv(table, snakemake.output.csv, record,  # noqa: F821
           comments=[title, "one row per molecule x fingerprint x attempt; rmsd / mirror_rmsd: "
                     "structure RMSD (A) to the original and to its mirror image "

@@ -11,5 +11,5 @@ from milad.provenance import read_csv  # noqa: E402
 table = read_csv(snakemake.input[0])  # noqa: F821
 plot_chirality(table, [snakemake.output.pdf, snakemake.output.png],  # noqa: F821
                float(snakemake.params.structure_tolerance),  # noqa: F821
-               title="Enantiomers of the QM9 subset decoded from the chiral and the default "
-                     "fingerprint")
+               title="Enantiomers of the QM9 subset decoded from the chiral fingerprint"
+                     + (" and the default one" if (table["fingerprint"] == "default").any() else ""))
