@@ -15,6 +15,10 @@
 #   qm9_summary       results/tables/qm9_summary.{csv,md,html}: decoding rates beside the
 #                     paper's; runs the whole QM9 experiment, figures included (every decode
 #                     is its own job: results/qm9/decodes/, table results/qm9/decodes.csv)
+#   chirality         results/tables/chirality.{csv,md}, results/figures/chirality.{pdf,png}:
+#                     the chiral molecules of the QM9 subset decoded from the chiral fingerprint
+#                     (parity-odd invariants appended) and the default one: which enantiomer
+#                     each decode returns (beyond the paper)
 #
 # Configuration: config.yaml (documented key by key), validated against
 # workflow/schemas/config.schema.yaml; override with --configfile or --config KEY=VALUE.
@@ -48,6 +52,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/potentials.smk"
 include: "workflow/rules/selection.smk"
 include: "workflow/rules/qm9.smk"
+include: "workflow/rules/chirality.smk"
 
 
 rule all:
@@ -64,6 +69,7 @@ rule all:
         rules.md_nve.output,
         rules.ablation.output,
         rules.qm9_summary.input,
+        rules.chirality.input,
 
 
 # the run ends with a summary on the terminal: missing data (the run still succeeds) and

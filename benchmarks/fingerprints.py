@@ -1,7 +1,7 @@
 """Fingerprint throughput on one core: environments per second, with and without derivatives.
 
     python benchmarks/fingerprints.py [--mlearn DIR] [--repeats 3] [--structures N]
-                                      [--clock cpu|wall]
+                                      [--clock cpu|wall] [--chiral]
 
 Cases (n_max = 7, the shipped 117-invariant set):
 * every atom-centred environment of the mlearn Si training structures (cutoff 4.7 A), the
@@ -10,7 +10,9 @@ Cases (n_max = 7, the shipped 117-invariant set):
   max_angular 7, Gaussian width 0.5 A, shifted-cosine cutoff of width 0.5 A), with and
   without position gradients, in the same process, and MILAD's speed-up over it; skipped
   with a note when featomic (the ``benchmarks`` extra) is not installed;
-* the 77 molecules of the paper's QM9 subset (cutoff 5 A), positions only and with species.
+* the 77 molecules of the paper's QM9 subset (cutoff 5 A), positions only and with species;
+* with ``--chiral``, the Si environments also with the chiral fingerprint (``chiral=True``:
+  the 5 parity-odd invariants appended), values and pair derivatives.
 Rates are environments per CPU second of this (single-threaded) process by default, steady on
 a shared machine; ``--clock wall`` times elapsed seconds instead. Prints a markdown table,
 which compiled path ran (CPU the kernels target, BLAS and its
@@ -94,6 +96,8 @@ def main() -> None:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
                         help="cpu: this process's CPU seconds (one thread, so one core; steady "
                              "on a shared machine), wall: elapsed seconds")
+    parser.add_argument("--chiral", action="store_true",
+                        help="also time the chiral fingerprint (117 + 5 invariants) on Si")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
@@ -112,6 +116,13 @@ def main() -> None:
              "positions": best_rate(each(derivatives, silicon), n_si, args.repeats)}
     for kind, rate in milad.items():
         rows.append(("mlearn Si training, atom-centred", n_si, kind, rate))
+    if args.chiral:
+        chiral = Descriptor(n_max=7, cutoff=4.7, chiral=True)
+        rows.append(("mlearn Si training, atom-centred, chiral", n_si, "no",
+                     best_rate(each(chiral.local, silicon), n_si, args.repeats)))
+        rows.append(("mlearn Si training, atom-centred, chiral", n_si, "positions",
+                     best_rate(each(lambda a: chiral.local_derivatives(a).derivatives, silicon),
+                               n_si, args.repeats)))
     soap = featomic_rates(silicon, n_si, args.repeats)
     if soap is not None:
         import featomic

@@ -156,11 +156,20 @@ def _decode(args) -> int:
         raise CommandError("--positions (two-fingerprint species decoding) needs --species")
     if args.attempts < 1:
         raise CommandError(f"--attempts must be at least 1, got {args.attempts}")
-    descriptor = Descriptor(n_max=args.n_max, cutoff=args.cutoff, species=args.species or None)
+    descriptor = Descriptor(n_max=args.n_max, cutoff=args.cutoff, species=args.species or None,
+                            chiral=args.chiral)
     if fingerprints.shape[1] != len(descriptor):
+        hint = "same --n-max?"
+        try:
+            other = len(Descriptor(n_max=args.n_max, cutoff=args.cutoff, chiral=not args.chiral))
+        except ValueError:  # no chiral set ships for this n_max
+            other = None
+        if fingerprints.shape[1] == other:
+            hint = ("a fingerprint written with --chiral? pass --chiral" if not args.chiral else
+                    "a fingerprint written without --chiral? leave --chiral out")
         raise CommandError(
             f"{args.input} has {fingerprints.shape[1]} values per row, but the descriptor has "
-            f"{len(descriptor)} invariants: expected a vector of that length (same --n-max?)")
+            f"{len(descriptor)} invariants: expected a vector of that length ({hint})")
     for name, values in (("fingerprint", fingerprints), ("positions fingerprint", positions)):
         if values is not None and not np.all(np.isfinite(values)):
             rows = np.flatnonzero(~np.all(np.isfinite(values), axis=1))
@@ -282,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         "decode",
         help="decode molecular fingerprints back to atoms",
         description="Decode every row of a .npy array of molecular fingerprints (as written by "
-        "'milad fingerprint' with the same --n-max, --cutoff and --species) back to atomic "
+        "'milad fingerprint' with the same --n-max, --cutoff, --species and --chiral) back to atomic "
         "positions, and species with --species, writing all structures to one extxyz file "
         "(rewritten atomically after every row, so finished rows are kept; info 'row' is the "
         "input row). Prints the final fingerprint RMSD of every row and at the end the rows "
@@ -298,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--tol", type=float, default=1e-6, help="fingerprint RMSD counted as success (default 1e-6)")
     decode.add_argument("--n-max", type=int, default=7, help="highest Zernike order (default 7)")
     decode.add_argument("--cutoff", type=float, default=5.0, help="cutoff radius in Angstrom (default 5)")
+    decode.add_argument(
+        "--chiral", action="store_true",
+        help="the fingerprints hold the parity-odd invariants ('milad fingerprint --chiral'): "
+             "the decoded molecule is then the original enantiomer, not possibly its mirror image",
+    )
     decode.set_defaults(handler=_decode)
 
     compare = commands.add_parser(

@@ -5,6 +5,10 @@ descriptor of correlation order nu <= 3 (power spectrum, bispectrum) can tell ap
 :func:`pozdnyakov_pair` builds them, :func:`completeness_differences` evaluates the MILAD
 fingerprint of both and :func:`completeness_summary` counts, per correlation order, the
 invariants that differ; ``milad.plots.plot_completeness`` draws the table.
+
+:func:`mirror_pair_differences` does the same for B and its mirror image with the chiral
+fingerprint (``Descriptor(..., chiral=True)``): the default invariants cannot tell a structure
+from its mirror image (they agree to rounding), the parity-odd ones change sign.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["pozdnyakov_pair", "completeness_differences", "completeness_summary"]
+__all__ = ["pozdnyakov_pair", "completeness_differences", "completeness_summary",
+           "mirror_pair_differences", "MIRROR_NORMAL"]
+
+#: normal of the mirror plane of :func:`mirror_pair_differences`: a plane in general
+#: position, so that the agreement of the even invariants is down to rounding, not to a
+#: reflection that merely flips the sign of coordinates
+MIRROR_NORMAL = (1.0, 2.0, 3.0)
 
 
 def _rotation_about_y(angle_degrees: float) -> np.ndarray:
@@ -85,6 +95,49 @@ def completeness_differences(n_max: int = 7, tolerance: float = 1e-10,
             "degree": np.asarray(invariants.degrees),
             "phi_B": phi_b,
             "phi_B_prime": phi_b_prime,
+            "difference": difference,
+            "differs": np.abs(difference) > tolerance,
+        }
+    )
+
+
+def mirror_pair_differences(n_max: int = 7, tolerance: float = 1e-10,
+                            invariants=None) -> pd.DataFrame:
+    """The chiral fingerprint of B and of its mirror image (reflected through the plane
+    through the origin with normal :data:`MIRROR_NORMAL`), one row per invariant.
+
+    ``Descriptor(n_max, cutoff=1.0, chiral=True)``: the shipped invariants of order ``n_max``
+    followed by its parity-odd ones, or ``invariants`` when given (an ``InvariantSet`` holding
+    both, e.g. ``even.appended(odd)``). Columns ``index``, ``label``, ``degree``, ``parity``
+    (``even``: the default fingerprint; ``odd``: appended by ``chiral=True``), ``phi_B``,
+    ``phi_B_mirror``, ``difference`` and ``differs`` (``|difference| > tolerance``). The even
+    differences are rounding errors; the odd ones are ``2 phi_B`` (the sign flips).
+    """
+    import pandas as pd
+
+    from .descriptor import Descriptor
+
+    if invariants is None:
+        descriptor = Descriptor(n_max=n_max, cutoff=1.0, chiral=True)
+    else:
+        descriptor = Descriptor(n_max=n_max, cutoff=1.0, invariants=invariants)
+        if not descriptor.chiral:
+            raise ValueError("mirror_pair_differences needs an invariant set with parity-odd "
+                             "invariants")
+    invariants = descriptor.invariants
+    normal = np.asarray(MIRROR_NORMAL) / np.linalg.norm(MIRROR_NORMAL)
+    reflection = np.eye(3) - 2.0 * np.outer(normal, normal)
+    b, _ = pozdnyakov_pair()
+    phi_b, phi_mirror = descriptor.environment(b), descriptor.environment(b @ reflection.T)
+    difference = phi_b - phi_mirror
+    return pd.DataFrame(
+        {
+            "index": np.arange(len(difference)),
+            "label": list(invariants.labels),
+            "degree": np.asarray(invariants.degrees),
+            "parity": np.where(invariants.imaginary, "odd", "even"),
+            "phi_B": phi_b,
+            "phi_B_mirror": phi_mirror,
             "difference": difference,
             "differs": np.abs(difference) > tolerance,
         }

@@ -80,6 +80,7 @@ __all__ = [
     "select_molecules",
     "summary_notes",
     "validation_notes",
+    "write_decode",
 ]
 
 SOURCES = ("shipped", "qm9pack", "figshare")
@@ -366,9 +367,7 @@ def run_decode(
     ``structure_path`` (extxyz) and the record (with ``provenance``) to ``record_path``
     (JSON). positions_path: mode ``"two"``, the structure written by the job of mode
     ``"positions"`` for the same molecule and attempt. Returns the record."""
-    from ase.io import read, write
-
-    from .provenance import with_provenance
+    from ase.io import read
 
     molecule = find_molecule(read_qm9_subset(subset), qm9_id=int(qm9_id))
     positions = None
@@ -380,6 +379,18 @@ def run_decode(
     atoms, record = decode_molecule(molecule, mode, int(attempt), positions=positions, **options)
     if positions_path is not None:
         record["positions_from"] = str(positions_path)
+    write_decode(atoms, record, structure_path, record_path, provenance)
+    return record
+
+
+def write_decode(atoms: Atoms, record: Mapping[str, Any], structure_path: str | Path,
+                 record_path: str | Path, provenance: Mapping[str, Any] | None = None) -> None:
+    """Write one decode job's outputs: the decoded atoms (extxyz) and its JSON record (with
+    ``provenance``), each atomically, creating the folders."""
+    from ase.io import write
+
+    from .provenance import with_provenance
+
     structure_path, record_path = Path(structure_path), Path(record_path)
     structure_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.parent.mkdir(parents=True, exist_ok=True)
@@ -387,7 +398,6 @@ def run_decode(
         write(handle, atoms, format="extxyz")
     data = with_provenance(record, provenance) if provenance is not None else record
     atomic_write_text(record_path, json.dumps(data, indent=1, allow_nan=True) + "\n")
-    return record
 
 
 def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:

@@ -125,6 +125,25 @@ def test_plot_writes_pdf_and_png(table, tmp_path):
     plt.close(figure)
 
 
+def test_mirror_pair_panel(table, tmp_path):
+    """The extra panel: B and its mirror image with the chiral fingerprint; the default
+    invariants agree to rounding, the parity-odd ones flip sign."""
+    from milad.completeness import mirror_pair_differences
+
+    mirror = mirror_pair_differences(n_max=7)
+    odd = (mirror["parity"] == "odd").to_numpy()
+    assert odd.sum() == 5 and not odd[:117].any()
+    assert np.abs(mirror.loc[~odd, "difference"]).max() < 1e-13  # measured: 7e-15
+    assert mirror.loc[odd, "differs"].all() and not mirror.loc[~odd, "differs"].any()
+    np.testing.assert_allclose(mirror.loc[odd, "phi_B_mirror"], -mirror.loc[odd, "phi_B"],
+                               rtol=1e-10, atol=0)
+    pdf, png = tmp_path / "fig.pdf", tmp_path / "fig.png"
+    figure = plot_completeness(table, [pdf, png], mirror_table=mirror)
+    assert len(figure.axes) == 3
+    assert_figure_files(pdf, png, figure=figure)
+    plt.close(figure)
+
+
 def test_figure_file_checks_refuse_blank_resized_and_multipage_files(tmp_path):
     """The checks used on every figure file fail where they should."""
     from matplotlib.backends.backend_pdf import PdfPages

@@ -427,8 +427,16 @@ def test_quick_run_end_to_end():
     assert report["status"] == "identical"
     assert report["count"] == 117
 
-    for name in ("fig_completeness.pdf", "fig_completeness.png", "fig_completeness.csv"):
+    for name in ("fig_completeness.pdf", "fig_completeness.png", "fig_completeness.csv",
+                 "fig_completeness_chiral.csv", "chirality.pdf", "chirality.png"):
         assert (results / "figures" / name).stat().st_size > 0
+    # the chirality target: one decode per fingerprint of the quick run's chiral molecule; a
+    # successful decode of the chiral fingerprint is the original enantiomer
+    chirality = read_csv(results / "tables" / "chirality.csv")
+    assert sorted(chirality["fingerprint"]) == ["chiral", "default"]
+    chiral = chirality[(chirality["fingerprint"] == "chiral") & chirality["success"]]
+    assert (chiral["hand"] == "original").all() and (chiral["rmsd"] < 0.01).all()
+    assert "## Chiral molecules" in (results / "tables" / "chirality.md").read_text()
     for name, info in runnable_rules(str(QUICK_CONFIG)).items():
         if info["wildcards"]:
             continue
@@ -440,7 +448,7 @@ def test_quick_run_completeness_figure_holds_the_pair_data():
     """Fig. 1 of the quick run: the CSV is the completeness table of the configured order and
     tolerance (recomputed here, where only nu = 4 invariants tell the pair apart, as in the
     paper), and the PDF and the PNG are one drawn page of the same size."""
-    from milad.completeness import completeness_differences
+    from milad.completeness import completeness_differences, mirror_pair_differences
 
     config = yaml.safe_load(QUICK_CONFIG.read_text())
     figures = quick_run() / QUICK_RESULTS / "figures"
@@ -449,6 +457,11 @@ def test_quick_run_completeness_figure_holds_the_pair_data():
                                         config["completeness_tolerance"])
     pd.testing.assert_frame_equal(table, expected, check_exact=False, rtol=0, atol=1e-14)
     assert set(table.loc[table["differs"], "degree"]) == {4}
+    # the mirror-pair panel's data: only the parity-odd invariants tell B from its mirror image
+    mirror = read_csv(figures / "fig_completeness_chiral.csv")
+    expected = mirror_pair_differences(config["completeness_n_max"], config["completeness_tolerance"])
+    pd.testing.assert_frame_equal(mirror, expected, check_exact=False, rtol=0, atol=1e-14)
+    assert set(mirror.loc[mirror["differs"], "parity"]) == {"odd"}
     assert_figure_files(figures / "fig_completeness.pdf", figures / "fig_completeness.png")
 
 

@@ -17,6 +17,10 @@ Success means a fingerprint RMSD between the target and the decoded structure be
 as weights (``species_mode="single"``) or from a second, positions-only fingerprint
 (``species_mode="two"``).
 
+The default fingerprint is the same for a molecule and its mirror image, so a decode may return
+either; a chiral descriptor (``Descriptor(..., chiral=True)``) fixes the hand, and the search
+reflects a fit that reached the other enantiomer (:meth:`~milad.decode.search.SearchProblem.hand`).
+
 Every random choice comes from ``numpy.random.default_rng((seed, attempt))`` and the fits run
 with one BLAS thread and a deterministic solver (:func:`~milad.decode.loss.solve_lm`), so the
 same fingerprint, settings and seed give a bitwise-identical structure on the same machine and

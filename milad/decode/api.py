@@ -159,7 +159,9 @@ def decode(
     species fit (and the final joint polish) is then run.
 
     Returns ``(atoms, result)``: positions in Angstrom relative to the centre (random
-    orientation, possibly the mirror image), symbols from the snapped weights; ``result`` a
+    orientation; possibly the mirror image, unless ``descriptor`` is chiral: its parity-odd
+    invariants fix the hand, and the search reflects any fit that reached the other one,
+    ``SearchProblem.hand``), symbols from the snapped weights; ``result`` a
     ``DecodeResult``. The best attempt is returned when none succeeds.
     """
     # one BLAS thread: reproducible sums (and the fits' many small BLAS calls would only

@@ -101,6 +101,7 @@ class SearchProblem:
         self.max_retries = max_retries
         self.n_points = n_points
         self.timings = timings
+        self.chiral = bool(descriptor.invariants.chiral)
         self.total_weight = self.space.fingerprint_total_weight(target)
         self.mean_weight = self.total_weight / n_atoms
         l0 = self.space.set_l0_moments(np.zeros(self.space.n_params), target)
@@ -149,6 +150,18 @@ class SearchProblem:
             self.space, Target("phi", self.target), positions, weights, fit_positions=False,
             fit_weights=True, weight_range=self.weight_range, max_nfev=max_nfev,
         )[1]
+
+    def hand(self, positions, weights) -> np.ndarray:
+        """With parity-odd invariants (a chiral fingerprint): ``positions`` or their mirror
+        image, whichever fingerprint is nearer the target. A reflection keeps the even
+        invariants and flips the sign of the odd ones, so a fit that reached the other
+        enantiomer (which the even part cannot tell apart) is turned into this one: a step no
+        continuous fit can take, as every path between the two passes through achiral
+        structures. Without odd invariants ``positions`` as they are."""
+        if not self.chiral:
+            return positions
+        mirrored = positions * np.array([-1.0, 1.0, 1.0])
+        return mirrored if self.rmsd(mirrored, weights) < self.rmsd(positions, weights) else positions
 
     def snap(self, weights) -> np.ndarray:
         """Weights of the nearest species (clipped into the weight range first)."""
@@ -206,7 +219,7 @@ class SearchProblem:
             fits.append((self.space.moment_rmsd(self.space.moments(positions, weights), x), positions, weights))
         _, positions, weights = min(fits, key=lambda fit: fit[0])
         positions, weights = self.polish(positions, weights, self.fit_weights)
-        return positions, weights, moment_rmsd
+        return self.hand(positions, weights), weights, moment_rmsd
 
     def _hop(self, rng, current: Candidate):
         """Basin hopping: perturb every atom (Gaussian, width drawn from ``HOP_WIDTHS``
@@ -216,7 +229,8 @@ class SearchProblem:
         weights = current.weights
         if self.fit_weights:
             weights = weights + rng.normal(0.0, 0.05, weights.shape)
-        return self.polish(positions, weights, self.fit_weights)
+        positions, weights = self.polish(positions, weights, self.fit_weights)
+        return self.hand(positions, weights), weights
 
     def attempt(self, rng, max_iterations: int, hops: int) -> Attempt:
         """One attempt of the alternating scheme (Fig. 4) with basin hopping.

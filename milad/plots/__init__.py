@@ -1,9 +1,10 @@
 """Figures the pipeline draws, one module per family; they only draw (the numbers they show
-come from ``milad.completeness``, ``milad.qm9`` and the pipeline's results).
+come from ``milad.completeness``, ``milad.qm9``, ``milad.chirality`` and the pipeline's results).
 
 * :mod:`milad.plots.completeness`: paper Fig. 1, the Pozdnyakov et al. pair;
 * :mod:`milad.plots.reconstruction`: paper Figs. 2 (reconstructions) and 3 (peak finding);
 * :mod:`milad.plots.decoding`: paper Figs. 5, 6, 7 and SI Figs. 1, 2 (QM9 decoding);
+* :mod:`milad.plots.chirality`: which enantiomer the decodes of chiral molecules return;
 * :mod:`milad.plots.potentials`: parity plots, learning curves, NVE energy trace, the
   ablation of the potentials' levers and the stand-in for missing data;
 * :mod:`milad.plots.style`: saving, panel grids, colours and labels.
@@ -12,6 +13,7 @@ Every function takes the paths to save to (format from the suffix) and returns t
 matplotlib ``Figure``.
 """
 
+from .chirality import plot_chirality
 from .completeness import plot_completeness
 from .decoding import (
     RMSD_FLOOR,
@@ -40,6 +42,7 @@ __all__ = [
     "RMSD_FLOOR",
     "planar_frame",
     "plot_ablation",
+    "plot_chirality",
     "plot_completeness",
     "plot_decoding",
     "plot_learning_curve",

@@ -56,16 +56,24 @@ def _qm9_shipped_sizes(path=QM9_SHIPPED):
 
 
 QM9_SIZES = _qm9_shipped_sizes()
-if QM9["molecules"] is None:
-    QM9_IDS = list(QM9_SIZES)
-else:
-    QM9_IDS = [int(i) for i in QM9["molecules"]]
-    _unknown = [i for i in QM9_IDS if i not in QM9_SIZES]
-    if _unknown:
+
+
+def subset_ids(molecules, key):
+    """The configured QM9 IDs (config key ``key``, a list), or the whole subset for None; a
+    ValueError naming the IDs the subset does not hold."""
+    if molecules is None:
+        return list(QM9_SIZES)
+    ids = [int(i) for i in molecules]
+    unknown = [i for i in ids if i not in QM9_SIZES]
+    if unknown:
         raise ValueError(
-            f"config qm9.molecules: QM9 IDs {_unknown} are not in the paper's subset "
+            f"config {key}: QM9 IDs {unknown} are not in the paper's subset "
             f"(milad/data/qm9_subset.extxyz holds {sorted(QM9_SIZES)})"
         )
+    return ids
+
+
+QM9_IDS = subset_ids(QM9["molecules"], "qm9.molecules")
 QM9_ATTEMPTS = list(range(1, int(QM9["attempts"]) + 1))
 
 
@@ -87,12 +95,17 @@ def _qm9_decode_input(wildcards):
     return inputs
 
 
+def _decode_effort(decode):
+    """How many times the default effort (8 iterations, 100 hops) a decode block asks for."""
+    return max(1.0, decode["max_iterations"] / 8) * max(1.0, decode["hops"] / 100)
+
+
 def _qm9_decode_minutes(wildcards):
     """Wall-time request of one decode (minutes): a 29-atom molecule takes one to a few
     minutes per attempt at the default effort, a failing one up to max_iterations rounds of
     hops; mode "two" only fits the species. Scaled by the configured effort."""
     n_atoms = QM9_SIZES[int(wildcards.qm9_id)]
-    effort = max(1.0, QM9["decode"]["max_iterations"] / 8) * max(1.0, QM9["decode"]["hops"] / 100)
+    effort = _decode_effort(QM9["decode"])
     if wildcards.mode == "two":
         return int(5 + effort * n_atoms / 3)
     return int(5 + effort * 2 * n_atoms)
@@ -106,6 +119,29 @@ def _qm9_figure(name, ext, caption, figure):
     """One file of a figure (``ext``: pdf or png), in the report."""
     return captioned(results(f"figures/{name}.{ext}"), caption, "QM9 decoding",
                        figure=figure, format=ext.upper())
+
+
+# ---------------------------------------------------------------------- enantiomers
+CHIR = config["chirality"]
+CHIR_FINGERPRINTS = ["chiral", "default"] if CHIR["compare_default"] else ["chiral"]
+CHIR_ATTEMPTS = list(range(1, int(CHIR["attempts"]) + 1))
+CHIR_IDS = subset_ids(CHIR["molecules"], "chirality.molecules")
+
+
+def _chirality_decodes(wildcards=None, suffix="json"):
+    """Every decode of the chiral molecules, known once the checkpoint chirality_molecules ran."""
+    from milad.provenance import read_csv
+
+    table = read_csv(checkpoints.chirality_molecules.get().output[0])
+    ids = [int(i) for i in table.loc[table["chiral"].astype(bool), "qm9_id"]]
+    return expand(results("chirality/decodes/{fingerprint}/{qm9_id}_{attempt}.{suffix}"),
+                  fingerprint=CHIR_FINGERPRINTS, qm9_id=ids, attempt=CHIR_ATTEMPTS,
+                  suffix=suffix)
+
+
+def _chirality_minutes(wildcards):
+    """Wall-time request of one decode (minutes), as a QM9 decode of that molecule."""
+    return int(5 + _decode_effort(CHIR["decode"]) * 2 * QM9_SIZES[int(wildcards.qm9_id)])
 
 
 # ---------------------------------------------------------------------- potentials
