@@ -198,13 +198,12 @@ def decode_chirality(
     """
     from .compare import compare
     from .decode import decode
-    from .qm9 import decode_seed
+    from .qm9 import decode_seed, reference_molecule
 
     used = _descriptor(descriptor, fingerprint, mode)
-    chiral = _descriptor(descriptor, "chiral", mode)
+    chiral = used if fingerprint == "chiral" else _descriptor(descriptor, "chiral", mode)
     qm9_id = int(molecule.info["qm9_id"])
-    reference = molecule.copy()
-    reference.positions = used.molecule_positions(molecule)
+    reference = reference_molecule(molecule, used)
     attempt_seed = decode_seed(seed, qm9_id, attempt)
     start = time.perf_counter()
     atoms, result = decode(used.molecule(molecule), used, len(molecule), seed=attempt_seed,
