@@ -613,6 +613,18 @@ def test_train_model_trains_an_ensemble_of_seeded_members(dataset):
     assert trained.history is trained.members[0].history
 
 
+def test_train_model_counts_the_fits_the_time_cap_stopped(dataset):
+    """Every fit (restart x member) leaves its stop reason; a cap of 0 minutes stops each fit
+    after its first epoch, and the count says so (the CV fold record carries it)."""
+    free = train_model(dataset, {**MODEL, "ensemble": 2}, TRAINING)
+    assert len(free.metadata["stop_reasons"]) == 4 and free.metadata["fits_time_limited"] == 0
+    capped = train_model(dataset, {**MODEL, "ensemble": 2}, {**TRAINING, "max_minutes": 0.0})
+    assert capped.metadata["fits_time_limited"] == 4
+    assert all(r.startswith("time limit") for r in capped.metadata["stop_reasons"])
+    fold = cross_validation_fold(dataset, 0, 3, 5, MODEL, {**TRAINING, "max_minutes": 0.0})
+    assert fold["fits_time_limited"] == 2 and len(fold["stop_reasons"]) == 2
+
+
 def test_train_model_rejects_unknown_and_missing_settings(dataset):
     with pytest.raises(ValueError, match="unknown model setting.*'width'"):
         train_model(dataset, {**MODEL, "width": 3}, TRAINING)

@@ -230,3 +230,24 @@ def test_ablation_markdown():
         in closing
     empty = ablation_markdown(ablation.iloc[:0])
     assert "No lever has both of its configurations" in empty
+
+
+def test_fits_stopped_by_the_time_cap_are_counted_or_inferred():
+    """A record's own count is summed over folds; an older record without one counts 0 when
+    its wall time stayed under one cap (no fit can have reached it) and is unknown otherwise."""
+    given = [r for r in records() if r["element"] == "Si"]
+    for record in given:
+        if record["configuration"] == "nmax10":
+            record["fits_time_limited"] = record["fold"] % 2  # folds 0, 1, 2: 0, 1, 0
+        else:
+            record["settings"]["training"]["max_minutes"] = 1  # 60 s, > 10-12 s
+    radii = [r for r in given if r["configuration"] == "radii"]
+    radii[2]["seconds"] = 61.0  # over one cap, nothing recorded: unknown
+    table = rows(selection_table(given, baseline="paper"), "Si")
+    assert table.loc["nmax10", "fits_time_limited"] == 1
+    assert table.loc["paper", "fits_time_limited"] == 0
+    assert table["fits_time_limited"].isna().tolist() == [c == "radii" for c in CONFIGURATIONS]
+    text = selection_markdown(table.reset_index())
+    assert "| time (s) | capped | parameters |" in text
+    line = next(x for x in text.splitlines() if x.startswith("| **nmax10"))
+    assert line.split(" | ")[7] == "1"

@@ -6,7 +6,8 @@ file takes no part in any fit or choice. Each fit leaves one fold record (a JSON
 ``element``, ``configuration``, ``fold``, ``n_folds``, ``available`` (``False`` with a
 ``reason`` where the element has no training data, and then no metrics), the metrics
 (:data:`METRICS`) on the held-out fold (``held_out``) and on the fitted structures (``fit``),
-``seconds`` (wall time of the fit) and ``n_parameters``.
+``seconds`` (wall time of the fit), ``n_parameters`` and ``fits_time_limited`` (how many of
+its fits the wall-time cap stopped; inferred for older records, see :func:`fold_table`).
 
 * :func:`fold_table`: the records as one flat row each;
 * :func:`selection_table`: one row per element and configuration with the pooled CV errors,
@@ -61,7 +62,7 @@ SELECTION_COLUMNS = (
     "cv_n_structures", "cv_n_atoms", "cv_energy_rmse_meV_per_atom",
     "cv_energy_rmse_std_meV_per_atom", "cv_force_rmse_eV_per_A", "cv_force_rmse_std_eV_per_A",
     "fit_energy_rmse_meV_per_atom", "fit_force_rmse_eV_per_A", "cv_structures_extrapolating",
-    "seconds", "n_parameters", "score", "chosen",
+    "seconds", "fits_time_limited", "n_parameters", "score", "chosen",
 )
 
 #: columns of :func:`ablation_table`
@@ -72,7 +73,7 @@ ABLATION_COLUMNS = (
 )
 
 _COUNTS = ("n_folds", "folds", "cv_n_structures", "cv_n_atoms", "cv_structures_extrapolating",
-           "n_parameters")
+           "fits_time_limited", "n_parameters")
 _ENERGY = "energy_rmse_meV_per_atom"
 _FORCE = "force_rmse_eV_per_A"
 _QUESTION = "whether this is due to the regression scheme or the descriptors"
@@ -82,6 +83,19 @@ def _name(record: Mapping[str, Any]) -> str:
     """``element/configuration/fold N`` of a record, for error messages."""
     return (f"{record.get('element')}/{record.get('configuration')}/"
             f"fold {record.get('fold', '?')}")
+
+
+def _time_limited(record: Mapping[str, Any]) -> int | None:
+    """How many fits of an available record the wall-time cap stopped: its own count, or for
+    a record written before the count existed 0 when its whole wall time stayed under one
+    cap (no fit can have reached it), else None (unknown)."""
+    if record.get("fits_time_limited") is not None:
+        return int(record["fits_time_limited"])
+    cap = ((record.get("settings") or {}).get("training") or {}).get("max_minutes")
+    if cap is not None and record.get("seconds") is not None and (
+            float(record["seconds"]) < 60 * float(cap)):
+        return 0
+    return None
 
 
 def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,14 +128,17 @@ def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
         if absent:
             raise ValueError(f"fold record {_name(record)}: {part} lacks {absent}")
         row.update({prefix + key: metrics[key] for key in METRICS})
+    row["fits_time_limited"] = _time_limited(record)
     return row
 
 
 def fold_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per fold record: ``element``, ``configuration``, ``fold``, ``n_folds``,
-    ``available``, ``reason``, ``seconds``, ``n_parameters`` and every metric of
-    :data:`METRICS` on the held-out fold (``cv_...``) and on the fitted structures
+    ``available``, ``reason``, ``seconds``, ``fits_time_limited``, ``n_parameters`` and every
+    metric of :data:`METRICS` on the held-out fold (``cv_...``) and on the fitted structures
     (``fit_...``); NaN / ``<NA>`` for the metrics of unavailable records.
+    ``fits_time_limited`` is the record's own count or, for a record that has none, 0 where its
+    wall time stayed under one ``max_minutes`` cap and ``<NA>`` (unknown) otherwise.
 
     Raises ``ValueError`` for a record without its keys, an available one without metrics or
     with fewer than 2 folds, an unavailable one without a reason.
@@ -130,9 +147,9 @@ def fold_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
     columns = ["element", "configuration", "fold", "n_folds", "available", "reason",
                *(prefix + key for prefix in ("cv_", "fit_") for key in METRICS),
-               "seconds", "n_parameters"]
+               "seconds", "fits_time_limited", "n_parameters"]
     frame = pd.DataFrame([_flat(record) for record in records], columns=columns)
-    counts = ["fold", "n_folds", "n_parameters"]
+    counts = ["fold", "n_folds", "fits_time_limited", "n_parameters"]
     frame[counts] = frame[counts].astype("Int64")
     frame["available"] = frame["available"].astype(bool)
     return frame
@@ -176,6 +193,7 @@ def _summary(folds: pd.DataFrame, label: str) -> dict[str, Any]:
         "fit_force_rmse_eV_per_A": float(folds[f"fit_{_FORCE}"].mean()),
         "cv_structures_extrapolating": int(folds["cv_structures_extrapolating"].sum()),
         "seconds": float(folds["seconds"].sum()),
+        "fits_time_limited": folds["fits_time_limited"].sum(skipna=False),
         "n_parameters": int(parameters[0]),
     }
 
@@ -206,7 +224,8 @@ def selection_table(records: Iterable[Mapping[str, Any]], baseline: str,
     structures (meV/atom; fold RMSEs weighted by their structures) and force RMSE (eV/A;
     weighted by their 3 x n_atoms force components), the sample standard deviation (ddof 1) of
     the fold RMSEs (``..._std_...``), the mean fit RMSEs over folds, the held-out structures
-    and those extrapolating, total ``seconds`` and ``n_parameters``.
+    and those extrapolating, total ``seconds``, ``fits_time_limited`` (summed over folds,
+    ``<NA>`` if any fold's is unknown) and ``n_parameters``.
     ``score`` = CV energy RMSE / baseline's + CV force RMSE / baseline's (2.0 for
     ``baseline``); ``chosen`` marks the lowest score per element, equal scores going to the
     configuration first in ``order`` (default: order of first appearance in ``records``;
@@ -364,11 +383,13 @@ def selection_markdown(table: pd.DataFrame, baseline: str | None = None,
         "components), ± the standard deviation over folds. Score = CV energy RMSE / the "
         "baseline's + CV force RMSE / the baseline's (baseline "
         f"{', '.join(baselines) or '-'}: 2); the lowest score per element is chosen, equal "
-        "scores going to the configuration listed first.",
+        "scores going to the configuration listed first. \"Capped\": fits stopped by the "
+        "wall-time cap (max_minutes) rather than by early stopping or the epoch limit, whose "
+        "result depends on the machine's load (\"-\": not recorded).",
     ]
     header = ["configuration", "CV energy RMSE (meV/atom)", "CV force RMSE (eV/A)",
               "fit energy RMSE (meV/atom)", "fit force RMSE (eV/A)", "score", "time (s)",
-              "parameters", "chosen"]
+              "capped", "parameters", "chosen"]
     for element, rows in table.groupby("element", sort=False):
         lines += ["", f"## {element}", ""]
         first = rows.iloc[0]
@@ -388,7 +409,7 @@ def selection_markdown(table: pd.DataFrame, baseline: str | None = None,
                 _number(row["fit_energy_rmse_meV_per_atom"], 2),
                 _number(row["fit_force_rmse_eV_per_A"], 3),
                 _number(row["score"], 3), _number(row["seconds"], 0),
-                _number(row["n_parameters"], 0), "**chosen**" if row["chosen"] else "",
+                _number(row["fits_time_limited"], 0), _number(row["n_parameters"], 0), "**chosen**" if row["chosen"] else "",
             ])
         lines += _table(header, body)
     return "\n".join(lines + _closing(record)) + "\n"

@@ -47,6 +47,8 @@ TRAINING_SETTINGS = ("alpha", "optimizer", "energy_term", "weight_decay", "resta
                      "lbfgs_iterations", "learning_rate", "batch_size")
 #: ensemble member m trains from seed ``seed + MEMBER_SEED_STRIDE * m``
 MEMBER_SEED_STRIDE = 1000
+#: the stop reason of a fit that ran out of its ``max_minutes`` starts with this
+TIME_LIMIT_REASON = "time limit"
 
 
 def loss_and_metrics(potential: Potential, data: TensorSet | FingerprintSet, alpha: float,
@@ -203,7 +205,7 @@ def train(
         if epoch - best[2] >= patience:
             reason = f"no validation improvement for {patience} epochs"
         elif max_seconds is not None and time.perf_counter() - start > max_seconds:
-            reason = f"time limit of {max_seconds:.0f} s reached"
+            reason = f"{TIME_LIMIT_REASON} of {max_seconds:.0f} s reached"
         elif optimizer == "lbfgs":
             stalled = stalled + 1 if previous_loss is not None and abs(
                 previous_loss - train_loss) <= 1e-12 * abs(train_loss) else 0
@@ -266,6 +268,7 @@ def train_best_of(
         score = float(history[key][history["best_epoch"][0] - 1])
         records.append({"seed": run_seed, "score": score, "score_of": key,
                         "best_epoch": history["best_epoch"][0],
+                        "stop_reason": history["stop_reason"][0],
                         "seconds": history["seconds"][-1] if history["seconds"] else 0.0})
         if best is None or score < best[0]:
             best = (score, potential)
@@ -299,8 +302,9 @@ def train_model(data: FingerprintSet, model: Mapping[str, Any], training: Mappin
     ``ensemble == 1`` the result is :func:`train_best_of` over ``restarts`` seeds from
     ``seed``; with n > 1 an :class:`Ensemble` of n such potentials, member m from seed
     ``seed + 1000 m``. The model's metadata records the settings (``model``, ``settings``,
-    ``alpha``, ``hidden``), ``fit_indices`` and ``validation_indices`` (into ``data``) and
-    ``wall_seconds``.
+    ``alpha``, ``hidden``), ``fit_indices`` and ``validation_indices`` (into ``data``),
+    ``wall_seconds``, ``stop_reasons`` (one per fit: every restart of every member) and
+    ``fits_time_limited`` (how many of them the ``max_minutes`` cap stopped).
     """
     _reject_unknown(model, list(MODEL_SETTINGS), "model")
     _reject_unknown(training, TRAINING_SETTINGS, "training")
@@ -342,6 +346,8 @@ def train_model(data: FingerprintSet, model: Mapping[str, Any], training: Mappin
             log(f"ensemble member {m + 1} of {n_members} (seed {member_seed})")
         members.append(train_best_of(fit, validation, seed=member_seed, **options))
     trained = members[0] if n_members == 1 else Ensemble(members)
+    stop_reasons = [str(run["stop_reason"]) for member in members
+                    for run in member.metadata["restarts"]]
     trained.metadata.update(
         model={**model, "hidden": options["hidden"]},
         settings=dict(training),
@@ -350,6 +356,8 @@ def train_model(data: FingerprintSet, model: Mapping[str, Any], training: Mappin
         fit_indices=fit_index.tolist(),
         validation_indices=validation_index.tolist(),
         wall_seconds=time.perf_counter() - start,
+        stop_reasons=stop_reasons,
+        fits_time_limited=sum(r.startswith(TIME_LIMIT_REASON) for r in stop_reasons),
     )
     if n_members > 1:
         trained.metadata["member_seeds"] = seeds
@@ -394,7 +402,9 @@ def cross_validation_fold(data: FingerprintSet, fold: int, n_folds: int, seed: i
     Folds: ``kfold_split(data.groups, n_folds, seed)``; the early-stopping split is carved
     from the training folds only. Returns ``fold``, ``n_folds``, ``held_out`` and ``fit``
     (:func:`set_metrics` on the held-out fold and on the structures the weights were fitted
-    to), ``seconds`` (training wall time) and ``n_parameters``.
+    to), ``seconds`` (training wall time), ``n_parameters``, ``stop_reasons`` and
+    ``fits_time_limited`` (:func:`train_model`'s, so that a fit cut short by the wall-time cap,
+    whose result depends on the machine's load, is visible).
     """
     folds = kfold_split(data.groups, n_folds, seed)
     if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not (
@@ -409,4 +419,6 @@ def cross_validation_fold(data: FingerprintSet, fold: int, n_folds: int, seed: i
         "fit": set_metrics(trained, training_part.subset(trained.metadata["fit_indices"])),
         "seconds": trained.metadata["wall_seconds"],
         "n_parameters": trained.n_parameters(),
+        "stop_reasons": trained.metadata["stop_reasons"],
+        "fits_time_limited": trained.metadata["fits_time_limited"],
     }
