@@ -409,7 +409,8 @@ def selection_markdown(table: pd.DataFrame, baseline: str | None = None,
                 _number(row["fit_energy_rmse_meV_per_atom"], 2),
                 _number(row["fit_force_rmse_eV_per_A"], 3),
                 _number(row["score"], 3), _number(row["seconds"], 0),
-                _number(row["fits_time_limited"], 0), _number(row["n_parameters"], 0), "**chosen**" if row["chosen"] else "",
+                _number(row["fits_time_limited"], 0), _number(row["n_parameters"], 0),
+                "**chosen**" if row["chosen"] else "",
             ])
         lines += _table(header, body)
     return "\n".join(lines + _closing(record)) + "\n"
