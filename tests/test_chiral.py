@@ -293,7 +293,9 @@ def test_cli_fingerprint_and_invariants_chiral(tmp_path, capsys):
     plain, chiral = np.load(plain), np.load(chiral)
     np.testing.assert_array_equal(chiral[:, :117], plain)
     np.testing.assert_allclose(chiral[0, 117:], -chiral[1, 117:], rtol=1e-10, atol=0)
-    assert np.all(chiral[2, 117:] == 0)
+    # methanol has a mirror plane: its parity-odd invariants vanish, to rounding (exact zeros
+    # on some CPUs, about 1e-20 on others)
+    assert np.abs(chiral[2, 117:]).max() <= 1e-12 * np.abs(chiral[0, 117:]).max()
     assert main(["invariants", "--n-max", "10", "--chiral", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["count"] == SIZES[10] and summary["undetected"] == ["C10", "D10", "I"]

@@ -111,12 +111,12 @@ def test_penalty_jacobian(rng):
 
 
 def _captured_residuals(monkeypatch):
-    """Make ``fit_atoms`` hand its residual function to a recorder instead of MINPACK."""
+    """Make ``fit_atoms`` hand its residual function to a recorder instead of the solver."""
     import milad.decode.loss as loss
 
     captured = []
 
-    def record(fun, x0, max_nfev, tol=1e-15):
+    def record(fun, x0, max_nfev, **options):
         captured.append(fun)
         return x0
 
@@ -176,6 +176,59 @@ def test_fit_moments_residual_jacobian_matches_finite_differences(plain, rng, mo
         np.testing.assert_allclose(jacobian[:, k], numeric, rtol=1e-5, atol=1e-8)
 
 
+def _rosenbrock(shift=0.0):
+    """Residuals (3,) and Jacobian of a curved valley, ``(10 (y - x^2), 1 - x, shift)``: the
+    minimum (1, 1) has cost ``shift^2``, zero for ``shift = 0``. Counts its evaluations."""
+    calls = []
+
+    def fun(v):
+        calls.append(v.copy())
+        x, y = v
+        return np.array([10 * (y - x * x), 1 - x, shift]), np.array([[-20 * x, 10.0], [-1.0, 0.0], [0.0, 0.0]])
+
+    return fun, calls
+
+
+@pytest.mark.parametrize("method", ["svd", "cholesky"])
+def test_solve_lm_converges_and_stops_when_done(method):
+    """Both step solvers reach the minimum of a curved valley, stop at the residual floor long
+    before ``max_nfev``, and return the same bits on a second run."""
+    from milad.decode.loss import solve_lm
+
+    fun, calls = _rosenbrock()
+    solution = solve_lm(fun, np.array([-1.2, 1.0]), 500, method=method)
+    np.testing.assert_allclose(solution, [1.0, 1.0], atol=1e-10)
+    assert len(calls) < 100
+    again = solve_lm(_rosenbrock()[0], np.array([-1.2, 1.0]), 500, method=method)
+    assert again.tobytes() == solution.tobytes()
+
+
+@pytest.mark.parametrize("method", ["svd", "cholesky"])
+def test_solve_lm_stops_a_stalled_fit(method):
+    """A fit that creeps: the residual falls a little with every evaluation, whatever the step
+    (``1 + 1e-3 / calls``), so every step is taken and only the stall test ends it, at the end
+    of the second window of 20 evaluations (the first sets the reference cost), not after
+    ``max_nfev``; the point returned is the best evaluated, here the last."""
+    from milad.decode.loss import solve_lm
+
+    calls = []
+
+    def fun(v):
+        calls.append(v.copy())
+        return np.array([1.0 + 1e-3 / len(calls)]), np.array([[1.0]])
+
+    solution = solve_lm(fun, np.zeros(1), 3000, method=method, window=20)
+    assert len(calls) == 40
+    assert solution.tobytes() == calls[-1].tobytes()
+
+
+def test_solve_lm_rejects_an_unknown_method():
+    from milad.decode.loss import solve_lm
+
+    with pytest.raises(ValueError, match="unknown LM step method 'qr'"):
+        solve_lm(_rosenbrock()[0], np.zeros(2), 10, method="qr")
+
+
 def test_moment_space_is_built_once_and_freed_with_its_invariant_set():
     import gc
     import weakref
@@ -200,6 +253,29 @@ def test_peak_finding_locates_isolated_atoms(plain):
     found = peak_find(space.moments(truth, np.ones(2)), plain.invariants, 2)
     distances = np.linalg.norm(found[:, None] - truth[None], axis=2).min(axis=1)
     assert np.all(distances < 0.1)  # grid spacing 2/30
+
+
+def test_relocation_stops_when_every_atom_was_moved_in_vain(plain, monkeypatch, rng):
+    """Relocations are deterministic: once every atom was moved without lowering the moment
+    RMSD, another round would repeat the same fits, so the search ends after one fit per atom
+    (not after its ``moves`` budget)."""
+    import milad.decode.placement as placement
+
+    fits = []
+
+    def no_gain(space, target, positions, weights, **options):
+        fits.append(positions)
+        return positions + 3.0, weights  # far outside the sphere: never better
+
+    monkeypatch.setattr(placement, "fit_atoms", no_gain)
+    space = moment_space(plain.invariants)
+    positions = rng.uniform(-0.4, 0.4, size=(4, 3))
+    x = space.moments(rng.uniform(-0.4, 0.4, size=(4, 3)), np.ones(4))
+    grid, basis = space.grid(11)
+    kept, _ = placement._relocate(space, x, positions, np.ones(4), grid, basis, moves=10, fit_weights=False,
+                                  weight_range=None, repulsion=None, cutoff=5.0, r_min=0.1, max_nfev=10)
+    assert len(fits) == 4
+    np.testing.assert_array_equal(kept, positions)
 
 
 def test_atoms_from_exact_moments(plain, qm9):

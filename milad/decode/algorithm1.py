@@ -47,8 +47,10 @@ def moments_from_invariants(
     ``l_start`` to ``l_max`` the moments with ``l <= l'`` are fitted (LM) to the invariants
     that only use such moments; while the invariant RMSD stays above ``tol`` the ``l = l'``
     block is replaced by ``randomise(rng)[block]`` (default: Gaussian noise of the block's
-    size) and the fit retried, up to ``max_retries`` fits per ``l'``, keeping the best. The
-    ``l = 0`` moments are set directly from their degree-1 invariants first.
+    size) and the fit retried, up to ``max_retries`` fits per ``l'``, keeping the best. Each
+    fit stops once the scaled invariant RMSD is below ``tol / 10`` (Cholesky LM steps, see
+    :func:`~milad.decode.loss.solve_lm`). The ``l = 0`` moments are set directly from their
+    degree-1 invariants first.
 
     scales: optional (n_inv,) divisors of the invariant residuals. The invariants of a small
     molecule span many orders of magnitude (high orders are tiny), so dividing by their
@@ -67,7 +69,8 @@ def moments_from_invariants(
         best_x, best_rmsd = x, math.inf
         trial = x.copy()
         for retry in range(max(1, max_retries)):
-            fitted, rmsd = fit_moments(space, target, trial, params, rows, scales, max_nfev)
+            fitted, rmsd = fit_moments(space, target, trial, params, rows, scales, max_nfev,
+                                       floor=0.1 * tol)
             if rmsd < best_rmsd:
                 best_x, best_rmsd = fitted, rmsd
             if best_rmsd < tol:

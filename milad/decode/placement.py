@@ -58,6 +58,9 @@ def peak_find(
     return positions
 
 
+GAIN = 0.01  # relative drop of the moment RMSD for which a relocated atom is kept
+
+
 def _greedy_positions(space, x, grid, basis, weights, *, fit_weights, weight_range, repulsion,
                       cutoff, r_min, max_nfev):
     """Algorithm 2 with a refit: atoms are placed one by one at the maximum of the residual
@@ -88,9 +91,11 @@ def _relocate(space, x, positions, weights, grid, basis, *, moves, fit_weights, 
 
     The atom sitting in the most negative residual density (``x`` minus the atoms' moments,
     reconstructed on the grid) is moved to the maximum of the residual density away from the
-    other atoms and the fit redone; the move is kept when it lowers the moment RMSD. Atoms are
+    other atoms and the fit redone; the move is kept when it lowers the moment RMSD by the
+    fraction ``GAIN`` (a refit into the same minimum is not a gain). Atoms are
     tried in order of their residual density until one move is accepted (then the ranking is
-    recomputed), at most ``moves`` fits in all.
+    recomputed), at most ``moves`` fits in all; when every atom was moved without a gain the
+    search ends (the fits are deterministic, so another round would repeat them).
     """
     def moment_rmsd(p, w):
         return space.moment_rmsd(space.moments(p, w), x)
@@ -105,9 +110,8 @@ def _relocate(space, x, positions, weights, grid, basis, *, moves, fit_weights, 
         distance2 = np.einsum("gak,gak->ga", diff, diff)
         at_atoms = residual[np.argmin(distance2, axis=0)]
         order = [int(a) for a in np.argsort(at_atoms) if int(a) not in tried]
-        if not order:
-            tried.clear()
-            order = [int(a) for a in np.argsort(at_atoms)]
+        if not order:  # every atom moved without a gain: retrying would repeat the same fits
+            break
         atom = order[0]
         tried.add(atom)
         near = (np.delete(distance2, atom, axis=1) < r_min**2).any(axis=1)
@@ -118,7 +122,7 @@ def _relocate(space, x, positions, weights, grid, basis, *, moves, fit_weights, 
             weight_range=weight_range, repulsion=repulsion, cutoff=cutoff, max_nfev=max_nfev,
         )
         rmsd = moment_rmsd(trial, trial_weights)
-        if rmsd < best:
+        if rmsd < (1.0 - GAIN) * best:
             best, positions, weights = rmsd, trial, trial_weights
             tried.clear()
     return positions, weights

@@ -40,6 +40,7 @@ SNAP_BELOW = 1e-2  # continuous-weight RMSD below which snapped species are trie
 MOVES_BELOW = 1e-3  # snapped-species RMSD below which discrete species moves are tried
 REFINE_BELOW = 1e-4  # RMSD below which a near solution is converged fully
 REFINE_NFEV = 3000
+REFINE_WINDOW = 100  # a refinement ends when its cost fell by less than 2 % in this many evaluations
 POLISH_NFEV = 300
 
 
@@ -136,12 +137,13 @@ class SearchProblem:
     def candidate(self, positions, weights) -> Candidate:
         return Candidate(positions, weights, self.rmsd(positions, weights))
 
-    def polish(self, positions, weights, fit_weights: bool, max_nfev: int = POLISH_NFEV):
+    def polish(self, positions, weights, fit_weights: bool, max_nfev: int = POLISH_NFEV,
+               window: int = 20):
         """Fit positions (and weights) to the target fingerprint; returns (positions, weights)."""
         return self._timed(
             "polish", fit_atoms, self.space, Target("phi", self.target), positions, weights,
             fit_weights=fit_weights, weight_range=self.weight_range, repulsion=self.repulsion,
-            cutoff=self.descriptor.cutoff, max_nfev=max_nfev,
+            cutoff=self.descriptor.cutoff, max_nfev=max_nfev, window=window,
         )
 
     def fit_weights_only(self, positions, weights, max_nfev: int = 400) -> np.ndarray:
@@ -285,7 +287,8 @@ class SearchProblem:
             best = Candidate(positions, mean_weights if not self.fit_weights else self.snap(mean_weights), math.inf)
             current = Candidate(positions, mean_weights, math.inf)
         if 0 < best.rmsd < REFINE_BELOW:  # converge a near solution fully (ill-conditioned directions)
-            positions, _ = self.polish(best.positions, best.weights, False, max_nfev=REFINE_NFEV)
+            positions, _ = self.polish(best.positions, best.weights, False, max_nfev=REFINE_NFEV,
+                                       window=REFINE_WINDOW)
             refined = self.candidate(positions, best.weights)
             if refined.rmsd < best.rmsd:
                 best = refined
@@ -384,7 +387,7 @@ def species_from_positions(problem: SearchProblem, positions_problem: SearchProb
         joint = fit_atoms(
             problem.space, [Target("phi", positions_problem.target, ones), Target("phi", problem.target, best.weights)],
             best.positions, best.weights, repulsion=problem.repulsion, cutoff=problem.descriptor.cutoff,
-            max_nfev=REFINE_NFEV,
+            max_nfev=REFINE_NFEV, window=REFINE_WINDOW,
         )[0]
         joint_rmsd = problem.rmsd(joint, best.weights)
         if max(joint_rmsd, positions_problem.rmsd(joint, ones)) < max(best.rmsd, positions_problem.rmsd(best.positions, ones)):
