@@ -5,8 +5,11 @@ cell, Gaussian features, and a whole molecule with weight derivatives.
 The pinned file holds the structures themselves, every fingerprint, the derivatives of a few
 pairs per structure, the forces of a fixed linear energy (they contract every pair) and each
 invariant's largest derivative. A component agrees when it is within 1e-12 of its own size,
-or, for the few derivative components that are sums cancelling to almost nothing, within
-1e-13 of that invariant's largest derivative (the rounding of the sums themselves).
+or, for the few components that are sums cancelling to almost nothing, within 1e-13 of that
+invariant's largest value (fingerprints: over the structure's environments) or largest
+derivative: the rounding of the sums themselves, which differs between CPUs (a small
+fingerprint component of the Si-Ge cell differs by 3e-11 of itself, 1e-14 of its invariant's
+largest value, between two x86-64 machines with the same package versions).
 
 Regenerate (only on purpose, with the code whose numbers are to be pinned):
 ``python tests/test_pinned_fingerprints.py``.
@@ -126,10 +129,16 @@ def _assert_close(actual, expected, floor=0.0, what=""):
         f"relative difference {np.max(np.abs(actual - expected) / np.maximum(np.abs(expected), 1e-300)):.3g}")
 
 
+def _cancellation_floor(values: np.ndarray) -> np.ndarray:
+    """``CANCELLATION`` times each invariant's largest value over the environments."""
+    return CANCELLATION * np.abs(values).max(axis=0)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_local_fingerprints_match_pinned_values(pinned, computed, case):
-    _assert_close(computed[f"{case}_values"], pinned[f"{case}_values"], what="values")
-    _assert_close(computed[f"{case}_local"], pinned[f"{case}_local"], what="local")
+    for kind in ("values", "local"):
+        expected = pinned[f"{case}_{kind}"]
+        _assert_close(computed[f"{case}_{kind}"], expected, _cancellation_floor(expected), what=kind)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -155,7 +164,8 @@ def test_forces_by_vector_jacobian_product_match_pinned_forces(pinned):
         _assert_close(local.forces(gradient), forces, CANCELLATION * np.abs(forces).max(),
                       what=f"{case} forces")
         # these values are summed as Descriptor.local sums them
-        _assert_close(local.values, pinned[f"{case}_local"], what=f"{case} values")
+        expected = pinned[f"{case}_local"]
+        _assert_close(local.values, expected, _cancellation_floor(expected), what=f"{case} values")
 
 
 def test_molecule_fingerprint_and_derivatives_match_pinned_values(pinned, computed):
