@@ -104,8 +104,9 @@ def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd
     ``method="cholesky"``: Marquardt's method with Nielsen's (1999) damping update, the step
     ``(Js^T Js + mu I) y = -Js^T r`` (``Js``: the Jacobian with unit column norms) solved by a
     Cholesky factorisation plus one refinement step: a (P, P) solve instead of an SVD, several
-    times cheaper for Algorithm 1's nearly square (117, 120) Jacobians, accurate to about
-    1e-9 relative, which is plenty for a fit stopped at ``floor = 1e-6``.
+    times cheaper for Algorithm 1's nearly square (117, 120) Jacobians. Near a singular root
+    it stalls sooner (about 1e-9 of the starting residual, where the SVD steps reach 1e-13),
+    which does not matter for Algorithm 1's fits, stopped at a tenth of its tolerance.
 
     The fit ends after ``max_nfev`` evaluations, when the RMS residual is below ``floor``, or
     when the best cost fell by less than the fraction ``progress`` over the last ``window``
@@ -307,7 +308,8 @@ def fit_atoms(
 
     ``rows`` restricts every target to some of its residuals (moment coordinates or
     invariants); ``window``: the fit ends when its cost fell by less than 2 % over this many
-    evaluations (:func:`solve_lm`). Returns the fitted ``(positions, weights)``; the input arrays are not changed.
+    evaluations (:func:`solve_lm`). Returns the fitted ``(positions, weights)``; the input
+    arrays are not changed.
     """
     targets = [targets] if isinstance(targets, Target) else list(targets)
     n = len(positions)
