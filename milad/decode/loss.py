@@ -45,6 +45,9 @@ __all__ = [
 MIN_DISTANCE = 0.55
 WALL = 10.0  # stiffness of the soft wall keeping atoms inside the unit sphere
 WEIGHT_WALL = 10.0  # stiffness of the penalty keeping weights inside their range
+#: a fit ends when its cost fell by less than STALL_PROGRESS over STALL_WINDOW evaluations
+STALL_WINDOW = 20
+STALL_PROGRESS = 0.02
 
 
 class _Stalled(Exception):
@@ -92,7 +95,8 @@ def _cholesky_lm(fun: Callable, x0: np.ndarray, max_nfev: int, mu_floor: float =
 
 
 def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd",
-             floor: float = 1e-14, window: int = 20, progress: float = 0.02) -> np.ndarray:
+             floor: float = 1e-14, window: int = STALL_WINDOW,
+             progress: float = STALL_PROGRESS) -> np.ndarray:
     """Levenberg-Marquardt least squares of ``fun(x) -> (residuals, jacobian)``; returns the
     best ``x`` evaluated.
 
@@ -300,15 +304,15 @@ def fit_atoms(
     cutoff: float = 1.0,
     max_nfev: int = 200,
     rows: np.ndarray | None = None,
-    window: int = 20,
+    window: int = STALL_WINDOW,
 ) -> tuple[np.ndarray, np.ndarray]:
     """LM fit of positions (N, 3) and/or weights (N,) to one or more targets, with the
     repulsion and the unit-sphere wall (when positions are free) and the weight-range penalty
     (when weights are free and ``weight_range`` is given) as extra residuals.
 
     ``rows`` restricts every target to some of its residuals (moment coordinates or
-    invariants); ``window``: the fit ends when its cost fell by less than 2 % over this many
-    evaluations (:func:`solve_lm`). Returns the fitted ``(positions, weights)``; the input
+    invariants); ``window``: the fit ends when its cost fell by less than ``STALL_PROGRESS``
+    over this many evaluations (:func:`solve_lm`). Returns the fitted ``(positions, weights)``; the input
     arrays are not changed.
     """
     targets = [targets] if isinstance(targets, Target) else list(targets)

@@ -28,7 +28,7 @@ import numpy as np
 from ..descriptor import Descriptor
 from ..moments import monomials
 from .algorithm1 import moments_from_invariants
-from .loss import RepulsionTerm, Target, fit_atoms, min_distance
+from .loss import STALL_WINDOW, RepulsionTerm, Target, fit_atoms, min_distance
 from .placement import atoms_from_moments
 from .space import moment_space
 
@@ -40,7 +40,7 @@ SNAP_BELOW = 1e-2  # continuous-weight RMSD below which snapped species are trie
 MOVES_BELOW = 1e-3  # snapped-species RMSD below which discrete species moves are tried
 REFINE_BELOW = 1e-4  # RMSD below which a near solution is converged fully
 REFINE_NFEV = 3000
-REFINE_WINDOW = 100  # a refinement ends when its cost fell by less than 2 % in this many evaluations
+REFINE_WINDOW = 100  # the stall window of a refinement (loss.STALL_WINDOW for other fits)
 POLISH_NFEV = 300
 
 
@@ -138,7 +138,7 @@ class SearchProblem:
         return Candidate(positions, weights, self.rmsd(positions, weights))
 
     def polish(self, positions, weights, fit_weights: bool, max_nfev: int = POLISH_NFEV,
-               window: int = 20):
+               window: int = STALL_WINDOW):
         """Fit positions (and weights) to the target fingerprint; returns (positions, weights)."""
         return self._timed(
             "polish", fit_atoms, self.space, Target("phi", self.target), positions, weights,
