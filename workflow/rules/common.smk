@@ -238,13 +238,15 @@ def pot_variant_descriptor(element, variant):
     return parts[0] if len(parts) == 1 else {"stack": parts}
 
 
-def pot_configuration(element, name):
+def pot_configuration(element, name, refit=False):
     """Everything one selection configuration means for one element: its descriptor variant
     and settings, and the model and training settings (the element's paper settings, the
-    selection mode's training overrides, then the configuration's own)."""
+    selection mode's overrides for CV fits, or with ``refit`` those for the refit of the
+    chosen configuration on the whole training file, then the configuration's own)."""
     configuration = SEL["configurations"][name]
     paper = pot_paper_settings(element)
-    training = {**paper["training"], **SEL_MODE["training"], **configuration.get("training", {})}
+    budget = SEL_MODE["refit" if refit else "training"]
+    training = {**paper["training"], **budget, **configuration.get("training", {})}
     if "alpha" in configuration:
         training["alpha"] = configuration["alpha"]
     return {
@@ -256,10 +258,11 @@ def pot_configuration(element, name):
     }
 
 
-def pot_fit_minutes(element, configuration):
-    """Wall-time request (minutes) of one fit of a configuration: every restart of every
-    ensemble member may use its max_minutes, plus fingerprint loading and evaluation."""
-    settings = pot_configuration(element, configuration)
+def pot_fit_minutes(element, configuration, refit=False):
+    """Wall-time request (minutes) of one fit of a configuration (a CV fit, or with ``refit``
+    the refit): every restart of every ensemble member may use its max_minutes, plus
+    fingerprint loading and evaluation."""
+    settings = pot_configuration(element, configuration, refit)
     fits = settings["training"]["restarts"] * settings["model"]["ensemble"]
     return int(fits * settings["training"]["max_minutes"]) + 15
 
@@ -272,14 +275,15 @@ def pot_cv_records(element=None):
 
 
 def pot_chosen(element):
-    """The configuration chosen for ``element`` (once its potential_choice checkpoint ran);
-    the baseline where no configuration could be scored (no training data)."""
+    """The configuration chosen for ``element`` (once its potential_choice checkpoint ran),
+    with the refit's training settings; the baseline where no configuration could be scored
+    (no training data)."""
     import json
 
     path = checkpoints.potential_choice.get(element=element).output[0]
     with open(path) as handle:
         chosen = json.load(handle)["chosen"].get(element)
-    return pot_configuration(element, chosen or SEL["baseline"])
+    return pot_configuration(element, chosen or SEL["baseline"], refit=True)
 
 
 # ---------------------------------------------------------------------- end of the run

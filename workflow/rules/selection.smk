@@ -175,7 +175,8 @@ rule potential_train_tuned:
     resources:
         mem_mb=12000,
         # the chosen configuration is not known when jobs are planned: the longest of them
-        runtime=lambda wildcards: max(pot_fit_minutes(wildcards.element, c) for c in SEL_CONFIGURATIONS),
+        runtime=lambda wildcards: max(pot_fit_minutes(wildcards.element, c, refit=True)
+                                      for c in SEL_CONFIGURATIONS),
     conda:
         "../../envs/milad.yaml"
     script:
