@@ -20,7 +20,7 @@ from milad.decode import (
     moments_from_invariants,
     peak_find,
 )
-from milad.decode.loss import position_penalty
+from milad.decode.loss import WALL, position_penalty
 from milad.descriptor import Descriptor
 from milad.moments import geometric_moments, zernike_moments
 
@@ -73,15 +73,19 @@ def test_analytic_jacobians_match_finite_differences(plain, rng):
         numeric = (space.phi(x + e) - space.phi(x - e)) / (2 * step)
         np.testing.assert_allclose(jacobian[:, p], numeric, rtol=1e-5, atol=1e-8)
     positions = rng.uniform(-0.3, 0.3, size=(4, 3))
-    weights = np.ones(4)
-    _, d_positions, d_weights = space.moments_and_derivatives(positions, weights)
-    shifted = positions.copy()
-    shifted[2, 1] += step
-    back = positions.copy()
-    back[2, 1] -= step
-    numeric = (space.moments(shifted, weights) - space.moments(back, weights)) / (2 * step)
-    np.testing.assert_allclose(d_positions[:, 2, 1], numeric, rtol=1e-6, atol=1e-10)
-    np.testing.assert_allclose(d_weights[:, 1], space.moments(positions, np.eye(4)[1]), atol=1e-14)
+    weights = rng.uniform(1.0, 2.0, size=4)  # not 1: the weights scale d x / d positions
+    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights)
+    np.testing.assert_allclose(x, space.moments(positions, weights), rtol=1e-14, atol=1e-15)
+    for atom, axis in ((2, 1), (0, 2)):
+        shifted = positions.copy()
+        shifted[atom, axis] += step
+        back = positions.copy()
+        back[atom, axis] -= step
+        numeric = (space.moments(shifted, weights) - space.moments(back, weights)) / (2 * step)
+        np.testing.assert_allclose(d_positions[:, atom, axis], numeric, rtol=1e-6, atol=1e-10)
+    for atom in range(4):
+        np.testing.assert_allclose(d_weights[:, atom], space.moments(positions, np.eye(4)[atom]),
+                                   atol=1e-14)
 
 
 def test_repulsion_vanishes_smoothly_at_r_min():
@@ -99,6 +103,13 @@ def test_penalty_jacobian(rng):
     positions[0] *= 25  # outside the unit sphere: the wall acts
     values, jacobian = position_penalty(positions, RepulsionTerm(), 5.0)
     assert values[0] > 0 and np.count_nonzero(values) >= 2
+    # the squares: the wall term plus each atom's share of eq. 36's double sum
+    distances = 5.0 * np.linalg.norm(positions[:, None] - positions[None], axis=2)
+    pair = RepulsionTerm().energy(distances + np.diag(np.full(6, np.inf)))
+    wall = (WALL * np.maximum(np.linalg.norm(positions, axis=1) - 1.0, 0.0)) ** 2
+    np.testing.assert_allclose(values**2, wall + pair.sum(axis=1), rtol=1e-13)
+    no_repulsion = position_penalty(positions, None, 5.0)[0]
+    np.testing.assert_allclose(no_repulsion**2, wall, rtol=1e-13)
     step = 1e-6
     numeric = np.zeros_like(jacobian)
     for k in range(positions.size):

@@ -161,6 +161,40 @@ def test_quick_run_table3_rows_are_the_measured_numbers():
     assert f"# note 1: {MISSING}: TRAINING DATA MISSING" in (tables / "table3.csv").read_text()
 
 
+def _training_settings(element: str, *overrides: dict) -> dict:
+    """The training settings of a fit of ``element``: the training block (without the job
+    settings ``bias`` and ``threads``) with the element's own, then ``overrides`` in order,
+    and the element's alpha (``train_model``'s settings)."""
+    block = {k: v for k, v in POTENTIALS["training"].items() if k not in ("bias", "threads")}
+    own = POTENTIALS["settings"][element]
+    merged = {**block, **own.get("training", {})}
+    for override in overrides:
+        merged.update(override)
+    return {**merged, "alpha": own["alpha"]}
+
+
+def test_quick_run_refit_takes_the_refit_budget_and_cv_fits_the_reduced_one():
+    """The chosen configuration is refitted with the training block and the selection mode's
+    ``refit`` overrides (the budget of the paper-settings potential), not with the CV fits'
+    reduced budget; every CV fit has the mode's ``training`` overrides. In the quick
+    configuration the two differ in ``max_minutes``, so the check can fail."""
+    selection = POTENTIALS["selection"]
+    mode = selection[selection["mode"]]
+    model = load_model(potentials_dir(TRAINED) / "tuned" / "model.pt")
+    chosen = model.metadata["configuration"]
+    own = selection["configurations"][chosen].get("training", {})
+    refit = _training_settings(TRAINED, mode["refit"], own)
+    assert model.metadata["settings"] == refit
+    records = sorted((potentials_dir(TRAINED) / "selection").glob("*/fold*.json"))
+    assert len(records) == len(mode["configurations"]) * mode["folds"]
+    for path in records:
+        record = json.loads(path.read_text())
+        configuration = selection["configurations"][record["configuration"]]
+        assert record["settings"]["training"] == _training_settings(
+            TRAINED, mode["training"], configuration.get("training", {})), path
+    assert _training_settings(TRAINED, mode["training"], own) != refit
+
+
 #: Bounds on the quick run's NVE run (10 velocity-Verlet steps of 1 fs, Si64 at 300 K, the
 #: tuned model). Measured: largest |E_tot(t) - E_tot(0)| 0.0073 meV/atom, drift -0.78
 #: meV/atom/ps, while the potential energy swings by 5.3 meV/atom (0.34 eV exchanged with the

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numba
 import numpy as np
 from scipy.linalg.lapack import dposv, dpotrs
 from scipy.optimize import least_squares
@@ -194,30 +195,83 @@ class RepulsionTerm:
 
     def pair_energy(self, positions: np.ndarray, scale: float):
         """Eq. 36's double sum ``sum_{i != j} E(r_ij)`` split per atom, ``S_i = sum_j E(r_ij)``,
-        and dS/dpositions (N, N, 3); ``positions * scale`` are in Angstrom. Vectorised over the
-        pairs closer than ``r_min``."""
+        and dS/dpositions (N, N, 3); ``positions * scale`` are in Angstrom."""
         n = len(positions)
-        total = np.zeros(n)
-        jacobian = np.zeros((n, n, 3))
-        if n < 2:
-            return total, jacobian
-        i, j = np.triu_indices(n, 1)
-        delta = positions[i] - positions[j]
-        r = np.linalg.norm(delta, axis=1) * scale
-        close = r < self.r_min
-        if not close.any():
-            return total, jacobian
-        i, j, delta, r = i[close], j[close], delta[close], r[close]
-        energy = self.energy(r)
-        # dr_ij / du_i = scale^2 (u_i - u_j) / r_ij
-        g = (self.derivative(r) * scale**2 / np.maximum(r, 1e-12))[:, None] * delta
-        np.add.at(total, i, energy)
-        np.add.at(total, j, energy)
-        np.add.at(jacobian, (i, i), g)
-        np.add.at(jacobian, (i, j), -g)
-        np.add.at(jacobian, (j, j), -g)
-        np.add.at(jacobian, (j, i), g)
-        return total, jacobian
+        total, jacobian = _penalty_kernel(np.ascontiguousarray(positions, dtype=float), scale,
+                                          0.0, True, *self._kernel_constants())
+        return total, jacobian.reshape(n, n, 3)
+
+    def _kernel_constants(self) -> tuple[float, float, float, float, float, float]:
+        """(4 epsilon, sigma, power, r_min, k1, k2) for :func:`_penalty_kernel`."""
+        return (4 * self.epsilon, float(self.sigma), float(self.power), float(self.r_min),
+                self.k1, self.k2)
+
+
+#: kernel constants when there is no repulsion (unused by the kernel then)
+_NO_REPULSION = (0.0, 1.0, 2.0, 0.0, 0.0, 0.0)
+
+
+@numba.njit(cache=True)
+def _penalty_kernel(positions, scale, wall, repulsion, four_epsilon, sigma, power, r_min, k1, k2):
+    """Per atom ``S_i`` = wall term ``(wall max(0, |u_i| - 1))^2`` (``wall`` 0: none) plus,
+    with ``repulsion``, ``sum_j E(r_ij)`` over the pairs closer than ``r_min`` (eq. 35), and
+    dS/dpositions (N, 3N). One pass over the N(N-1)/2 pairs instead of N x N temporaries;
+    the sums run in the order of the vectorised formulas they replaced (the i-side of every
+    pair, then its j-side), so the values are those of that code to the bit."""
+    n = positions.shape[0]
+    total = np.zeros(n)
+    jacobian = np.zeros((n, 3 * n))
+    if repulsion and n > 1:
+        n_pairs = n * (n - 1) // 2
+        first = np.empty(n_pairs, np.int64)
+        second = np.empty(n_pairs, np.int64)
+        energy = np.empty(n_pairs)
+        slope = np.empty((n_pairs, 3))
+        floor = 0.05 * r_min
+        close = 0
+        for i in range(n):
+            for j in range(i + 1, n):
+                d0 = positions[i, 0] - positions[j, 0]
+                d1 = positions[i, 1] - positions[j, 1]
+                d2 = positions[i, 2] - positions[j, 2]
+                r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2) * scale
+                if r < r_min:
+                    # clamped far below any physical distance so that coincident atoms stay finite
+                    safe = max(r, floor)
+                    ratio = sigma / safe
+                    # (a square as numpy's ** 2 takes it, not pow: equal to the bit)
+                    scaled = ratio * ratio if power == 2.0 else ratio**power
+                    value = four_epsilon * (scaled + k1 * safe + k2)
+                    derivative = four_epsilon * (-power * sigma**power / safe ** (power + 1) + k1)
+                    # dr_ij / du_i = scale^2 (u_i - u_j) / r_ij
+                    g = derivative * scale**2 / max(r, 1e-12)
+                    first[close], second[close] = i, j
+                    energy[close] = max(value, 0.0)
+                    slope[close, 0], slope[close, 1], slope[close, 2] = g * d0, g * d1, g * d2
+                    close += 1
+        for p in range(close):
+            total[first[p]] += energy[p]
+        for p in range(close):
+            total[second[p]] += energy[p]
+        for p in range(close):
+            i, j = first[p], second[p]
+            for a in range(3):
+                jacobian[i, 3 * i + a] += slope[p, a]
+                jacobian[i, 3 * j + a] -= slope[p, a]
+        for p in range(close):
+            i, j = first[p], second[p]
+            for a in range(3):
+                jacobian[j, 3 * j + a] -= slope[p, a]
+                jacobian[j, 3 * i + a] += slope[p, a]
+    if wall > 0.0:
+        for i in range(n):
+            radius = math.sqrt(positions[i, 0] ** 2 + positions[i, 1] ** 2 + positions[i, 2] ** 2)
+            excess = wall * max(radius - 1.0, 0.0)
+            factor = 2 * excess * wall / max(radius, 1e-12)
+            total[i] = excess**2 + total[i]
+            for a in range(3):
+                jacobian[i, 3 * i + a] = factor * positions[i, a] + jacobian[i, 3 * i + a]
+    return total, jacobian
 
 
 def min_distance(repulsion: RepulsionTerm | None) -> float:
@@ -229,21 +283,13 @@ def position_penalty(positions: np.ndarray, repulsion: RepulsionTerm | None, sca
     """One residual per atom, ``sqrt(S_i + (k max(0, |u_i| - 1))^2)``: the repulsion of eq. 35
     (the squares sum to eq. 36's double sum) plus a soft wall at the unit sphere. Returns the
     residuals (N,) and their Jacobian (N, 3N)."""
-    n = len(positions)
-    radius = np.linalg.norm(positions, axis=1)
-    excess = WALL * np.maximum(radius - 1.0, 0.0)
-    total = excess**2
-    jacobian = np.zeros((n, n, 3))
-    rows = np.arange(n)
-    jacobian[rows, rows] = (2 * excess * WALL / np.maximum(radius, 1e-12))[:, None] * positions
-    if repulsion is not None:
-        energy, d_energy = repulsion.pair_energy(positions, scale)
-        total = total + energy
-        jacobian += d_energy
+    constants = repulsion._kernel_constants() if repulsion is not None else _NO_REPULSION
+    total, jacobian = _penalty_kernel(np.ascontiguousarray(positions, dtype=float), scale,
+                                      WALL, repulsion is not None, *constants)
     residuals = np.sqrt(total)
     # d sqrt(S) = dS / (2 sqrt(S)); S vanishes quadratically, so the ratio stays finite
-    jacobian /= 2 * np.maximum(residuals, 1e-12)[:, None, None]
-    return residuals, jacobian.reshape(n, 3 * n)
+    jacobian /= 2 * np.maximum(residuals, 1e-12)[:, None]
+    return residuals, jacobian
 
 
 def weight_penalty(weights: np.ndarray, low: float, high: float):
