@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
-import scipy.sparse
 
 from ..invariants import InvariantSet
 from ..moments import geometric_indices, monomials, zernike_indices, zernike_polynomials, zernike_transform
@@ -74,13 +72,6 @@ class MomentSpace:
         self.R = np.array(
             [transform[k].real if part == 0 else transform[k].imag for k, part in columns]
         )
-        self._a_plan = invariants.chain_plan(scipy.sparse.csr_matrix(A))
-        # R in compressed rows (about 6 % of it is non-zero) for the atoms-to-moments kernel
-        self._geometric = np.ascontiguousarray(geometric_indices(self.n_max), dtype=np.int64)
-        rows, cols = np.nonzero(self.R)
-        self._r_start = np.searchsorted(rows, np.arange(n_params + 1)).astype(np.int64)
-        self._r_column = cols.astype(np.int64)
-        self._r_value = np.ascontiguousarray(self.R[rows, cols])
         self.metric = np.array([1.0 if index[k][2] == 0 else math.sqrt(2.0) for k, _ in columns])
         self.l = np.array([int(index[k][1]) for k, _ in columns])
         self.invariant_l = np.array(
@@ -138,9 +129,15 @@ class MomentSpace:
         return self.invariants.evaluate(self.omega(x))
 
     def phi_and_jacobian(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Invariants and their real derivatives with respect to ``x``: (n_inv,), (n_inv, P);
-        Re(dI/dOmega @ A) in one pass over the sparse Jacobian of the invariants."""
-        return self.invariants.values_and_chained_jacobian(self.omega(x), self._a_plan)
+        """Invariants and their real derivatives with respect to ``x``: (n_inv,), (n_inv, P)."""
+        omega = self.omega(x)
+        jacobian = self.invariants.jacobian(omega)
+        # Re(J @ A) using the two non-zeros of every column of A
+        real, imag = jacobian.real, jacobian.imag
+        first, second = self._first, self._second
+        d_x = real[:, first] * self._a.real - imag[:, first] * self._a.imag
+        d_x += real[:, second] * self._b.real - imag[:, second] * self._b.imag
+        return self.invariants.evaluate(omega), d_x
 
     def magnitudes(self, x: np.ndarray) -> np.ndarray:
         """Typical size of every invariant for moments like ``x``: each invariant's polynomial
@@ -162,12 +159,14 @@ class MomentSpace:
         return self.R @ (weights @ values)
 
     def moments_and_derivatives(self, positions, weights):
-        """``x``, dx/dpositions (P, N, 3) and dx/dweights (P, N) of weighted deltas at
-        ``positions`` (N, 3); one compiled pass over the atoms and the non-zeros of ``R``."""
-        return _moments_and_derivatives(
-            np.ascontiguousarray(positions, dtype=float), np.ascontiguousarray(weights, dtype=float),
-            self._geometric, self._r_start, self._r_column, self._r_value, self.n_max,
-        )
+        """``x``, dx/dpositions (P, N, 3) and dx/dweights (P, N); vectorised over atoms."""
+        values, gradients = monomials(positions, self.n_max)
+        n = len(positions)
+        x = self.R @ (weights @ values)
+        weighted = (gradients * weights[:, None, None]).transpose(1, 0, 2).reshape(-1, 3 * n)
+        d_positions = (self.R @ weighted).reshape(len(x), n, 3)
+        d_weights = self.R @ values.T
+        return x, d_positions, d_weights
 
     def mean_square_radius(self, x: np.ndarray) -> float | None:
         """``sum w r^2 / sum w`` (cutoff units) read off the l = 0 moments, None if unknown."""
@@ -213,48 +212,6 @@ class MomentSpace:
                 self._grids.pop(next(iter(self._grids)))
             self._grids[n_points] = (grid, basis)
         return self._grids[n_points]
-
-
-@numba.njit(cache=True)
-def _moments_and_derivatives(positions, weights, geometric, r_start, r_column, r_value, n_max):
-    """x = R @ sum_i w_i m(u_i), dx/du_i = w_i R @ dm/du_i and dx/dw_i = R @ m(u_i) for the
-    geometric monomials m_k(u) = u_x^s u_y^t u_z^v of ``geometric`` (K, 3), R in compressed
-    rows (``r_start`` (P + 1,), ``r_column``, ``r_value``)."""
-    n = positions.shape[0]
-    n_geometric = geometric.shape[0]
-    n_params = r_start.shape[0] - 1
-    powers = np.empty((3, n_max + 1))
-    values = np.empty((n, n_geometric))
-    gradients = np.empty((n, n_geometric, 3))
-    for i in range(n):
-        for a in range(3):
-            value = 1.0
-            for p in range(n_max + 1):
-                powers[a, p] = value
-                value *= positions[i, a]
-        for k in range(n_geometric):
-            s, t, v = geometric[k, 0], geometric[k, 1], geometric[k, 2]
-            px, py, pz = powers[0, s], powers[1, t], powers[2, v]
-            values[i, k] = px * py * pz
-            gradients[i, k, 0] = (s * powers[0, max(s - 1, 0)]) * py * pz
-            gradients[i, k, 1] = px * (t * powers[1, max(t - 1, 0)]) * pz
-            gradients[i, k, 2] = px * py * (v * powers[2, max(v - 1, 0)])
-    x = np.zeros(n_params)
-    d_positions = np.zeros((n_params, n, 3))
-    d_weights = np.zeros((n_params, n))
-    for r in range(n_params):
-        for e in range(r_start[r], r_start[r + 1]):
-            c = r_column[e]
-            coefficient = r_value[e]
-            for i in range(n):
-                d_weights[r, i] += coefficient * values[i, c]
-                for a in range(3):
-                    d_positions[r, i, a] += coefficient * gradients[i, c, a]
-        for i in range(n):
-            x[r] += weights[i] * d_weights[r, i]
-            for a in range(3):
-                d_positions[r, i, a] *= weights[i]
-    return x, d_positions, d_weights
 
 
 def moment_space(invariants: InvariantSet) -> MomentSpace:
