@@ -179,32 +179,46 @@ class RepulsionTerm:
         return -((self.sigma / self.r_min) ** self.power) - self.k1 * self.r_min
 
     def energy(self, r: np.ndarray) -> np.ndarray:
-        r = np.asarray(r, dtype=float)
-        inside = r < self.r_min
-        # clamped far below any physical distance so that coincident atoms stay finite
-        safe = np.where(inside, np.maximum(r, 0.05 * self.r_min), self.r_min)
-        value = 4 * self.epsilon * ((self.sigma / safe) ** self.power + self.k1 * safe + self.k2)
-        return np.where(inside, np.maximum(value, 0.0), 0.0)
+        """E(r) at distances ``r`` (Angstrom), any shape."""
+        return self._evaluate(r)[0]
 
     def derivative(self, r: np.ndarray) -> np.ndarray:
-        r = np.asarray(r, dtype=float)
-        inside = r < self.r_min
-        safe = np.where(inside, np.maximum(r, 0.05 * self.r_min), self.r_min)
-        value = 4 * self.epsilon * (-self.power * self.sigma**self.power / safe ** (self.power + 1) + self.k1)
-        return np.where(inside, value, 0.0)
+        """dE/dr at distances ``r`` (Angstrom), any shape."""
+        return self._evaluate(r)[1]
 
-    def pair_energy(self, positions: np.ndarray, scale: float):
-        """Eq. 36's double sum ``sum_{i != j} E(r_ij)`` split per atom, ``S_i = sum_j E(r_ij)``,
-        and dS/dpositions (N, N, 3); ``positions * scale`` are in Angstrom."""
-        n = len(positions)
-        total, jacobian = _penalty_kernel(np.ascontiguousarray(positions, dtype=float), scale,
-                                          0.0, True, *self._kernel_constants())
-        return total, jacobian.reshape(n, n, 3)
+    def _evaluate(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = np.asarray(r, dtype=float)
+        energy, derivative = _repulsion_array(r.ravel(), *self._kernel_constants())
+        return energy.reshape(r.shape), derivative.reshape(r.shape)
 
     def _kernel_constants(self) -> tuple[float, float, float, float, float, float]:
-        """(4 epsilon, sigma, power, r_min, k1, k2) for :func:`_penalty_kernel`."""
+        """(4 epsilon, sigma, power, r_min, k1, k2) for :func:`_repulsion`."""
         return (4 * self.epsilon, float(self.sigma), float(self.power), float(self.r_min),
                 self.k1, self.k2)
+
+
+@numba.njit(cache=True)
+def _repulsion(r, four_epsilon, sigma, power, r_min, k1, k2):
+    """E(r) and dE/dr of eq. 35, both 0 from ``r_min`` on (see :class:`RepulsionTerm`)."""
+    if not r < r_min:
+        return 0.0, 0.0
+    # clamped far below any physical distance so that coincident atoms stay finite
+    safe = max(r, 0.05 * r_min)
+    ratio = sigma / safe
+    # (a square as numpy's ** 2 takes it, not pow: equal to the bit)
+    scaled = ratio * ratio if power == 2.0 else ratio**power
+    value = four_epsilon * (scaled + k1 * safe + k2)
+    derivative = four_epsilon * (-power * sigma**power / safe ** (power + 1) + k1)
+    return max(value, 0.0), derivative
+
+
+@numba.njit(cache=True)
+def _repulsion_array(r, four_epsilon, sigma, power, r_min, k1, k2):
+    energy = np.empty(r.shape[0])
+    derivative = np.empty(r.shape[0])
+    for p in range(r.shape[0]):
+        energy[p], derivative[p] = _repulsion(r[p], four_epsilon, sigma, power, r_min, k1, k2)
+    return energy, derivative
 
 
 #: kernel constants when there is no repulsion (unused by the kernel then)
@@ -227,7 +241,6 @@ def _penalty_kernel(positions, scale, wall, repulsion, four_epsilon, sigma, powe
         second = np.empty(n_pairs, np.int64)
         energy = np.empty(n_pairs)
         slope = np.empty((n_pairs, 3))
-        floor = 0.05 * r_min
         close = 0
         for i in range(n):
             for j in range(i + 1, n):
@@ -236,17 +249,11 @@ def _penalty_kernel(positions, scale, wall, repulsion, four_epsilon, sigma, powe
                 d2 = positions[i, 2] - positions[j, 2]
                 r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2) * scale
                 if r < r_min:
-                    # clamped far below any physical distance so that coincident atoms stay finite
-                    safe = max(r, floor)
-                    ratio = sigma / safe
-                    # (a square as numpy's ** 2 takes it, not pow: equal to the bit)
-                    scaled = ratio * ratio if power == 2.0 else ratio**power
-                    value = four_epsilon * (scaled + k1 * safe + k2)
-                    derivative = four_epsilon * (-power * sigma**power / safe ** (power + 1) + k1)
+                    value, derivative = _repulsion(r, four_epsilon, sigma, power, r_min, k1, k2)
                     # dr_ij / du_i = scale^2 (u_i - u_j) / r_ij
                     g = derivative * scale**2 / max(r, 1e-12)
                     first[close], second[close] = i, j
-                    energy[close] = max(value, 0.0)
+                    energy[close] = value
                     slope[close, 0], slope[close, 1], slope[close, 2] = g * d0, g * d1, g * d2
                     close += 1
         for p in range(close):
