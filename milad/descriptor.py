@@ -170,27 +170,60 @@ def _pair_forces(powers, idx, raised, scaled_weights, weight_gradient, centers, 
     """
     n_env, n_moments = moment_cotangent.shape
     n_lower = raised.shape[0]
+    n_pairs = centers.shape[0]
     lifted = np.zeros((n_env, 3, n_lower))
     for c in range(n_env):
         for k in range(n_lower):
             for a in range(3):
                 lifted[c, a, k] = (idx[k, a] + 1) * moment_cotangent[c, raised[k, a]]
     out = np.zeros((n_env, 3))
-    monomial = np.empty(n_moments)
-    for p in range(centers.shape[0]):
+    # the pairs of one environment (a run of equal centres) side by side: every monomial
+    # and every sum over k is a vector loop over them, each pair's sums in the order of k
+    width = 0
+    p = 0
+    while p < n_pairs:
+        q = p
+        while q < n_pairs and centers[q] == centers[p]:
+            q += 1
+        width = max(width, q - p)
+        p = q
+    n_powers = powers.shape[2]
+    axis = np.empty((3, n_powers, width))
+    monomial = np.empty((n_moments, width))
+    along = np.empty(width)
+    total = np.empty((3, width))
+    p = 0
+    while p < n_pairs:
         c = centers[p]
-        for k in range(n_moments):
-            monomial[k] = powers[p, 0, idx[k, 0]] * powers[p, 1, idx[k, 1]] * powers[p, 2, idx[k, 2]]
-        along = 0.0
-        for k in range(n_moments):
-            along += moment_cotangent[c, k] * monomial[k]
+        q = p
+        while q < n_pairs and centers[q] == c:
+            q += 1
+        n = q - p
         for a in range(3):
-            total = 0.0
+            for e in range(n_powers):
+                for j in range(n):
+                    axis[a, e, j] = powers[p + j, a, e]
+        for k in range(n_moments):
+            s, t, u = idx[k, 0], idx[k, 1], idx[k, 2]
+            for j in range(n):
+                monomial[k, j] = axis[0, s, j] * axis[1, t, j] * axis[2, u, j]
+        along[:n] = 0.0
+        for k in range(n_moments):
+            g = moment_cotangent[c, k]
+            for j in range(n):
+                along[j] += g * monomial[k, j]
+        total[:, :n] = 0.0
+        for a in range(3):
             for k in range(n_lower):
-                total += lifted[c, a, k] * monomial[k]
-            value = scaled_weights[p] * total + along * weight_gradient[p, a]
-            out[neighbors[p], a] += value
-            out[c, a] -= value
+                g = lifted[c, a, k]
+                for j in range(n):
+                    total[a, j] += g * monomial[k, j]
+        for j in range(n):
+            for a in range(3):
+                value = scaled_weights[p + j] * total[a, j] + along[j] * weight_gradient[p + j, a]
+                out[neighbors[p + j], a] += value
+                out[c, a] -= value
+        p = q
     return out
 
 

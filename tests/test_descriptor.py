@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 from geometry import assert_invariant
 from milad.descriptor import Descriptor, centre_on_miniball
 from milad.features import SpeciesMap, cosine_cutoff
+from milad.moments import geometric_moments
 
 SPECIES = "H,C,N,O,F"
 
@@ -221,6 +222,28 @@ def test_forces_helper_is_minus_gradient_of_a_linear_energy(silicon, chiral, jac
         assert forces[atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
     # translational invariance: the total force vanishes
     np.testing.assert_allclose(forces.sum(axis=0), 0.0, atol=1e-9 * np.abs(forces).max())
+
+
+
+@pytest.mark.parametrize("n_max", [7, 10])
+def test_batched_invariants_and_cotangents_equal_one_at_a_time_to_the_bit(n_max):
+    """Batches of complex moments take the blocked kernels (environments as vector lanes),
+    single rows the per-row ones: both give the same floats, here over 300 environments (two
+    full blocks and a partial one) and every term length of the set."""
+    descriptor = Descriptor(n_max=n_max, cutoff=5.0)
+    invariants, plan = descriptor.invariants, descriptor._chain_plan
+    rng = np.random.default_rng(n_max)
+    zernike = np.stack([
+        descriptor._zernike(geometric_moments(rng.uniform(-2.8, 2.8, (12, 3)) / 5.0,
+                                              rng.uniform(0.5, 1.5, 12), n_max))
+        for _ in range(300)])
+    cotangent = rng.normal(size=(300, len(invariants)))
+    values = invariants.evaluate(zernike)
+    gradient = invariants.chained_cotangent(zernike, cotangent, plan)
+    for row in (0, 127, 128, 255, 256, 299):
+        assert np.array_equal(values[row], invariants.evaluate(zernike[row]))
+        assert np.array_equal(gradient[row],
+                              invariants.chained_cotangent(zernike[row], cotangent[row], plan))
 
 
 # ---------------------------------------------------------------------------- bad input

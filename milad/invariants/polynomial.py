@@ -100,6 +100,81 @@ def _evaluate_real(moments, factors, lengths, coefficients, term_start):
     return out
 
 
+#: environments per block of the blocked kernels (moment-major, real and imaginary parts
+#: apart: 2 x 121 x 128 doubles for n_max 7, about L2-sized)
+_BLOCK = 128
+#: batches at least this large take the blocked kernels (below it the per-term loop setup
+#: costs more than the vector loops save)
+_BLOCKED_FROM = 4
+
+
+@numba.njit(cache=True)
+def _split_block(moments, start, n, real, imag):
+    """Rows ``start:start + n`` of the complex ``moments`` (B, K) into the real and imaginary
+    parts (K, _BLOCK), moment-major: column b is environment ``start + b``."""
+    for k in range(moments.shape[1]):
+        for b in range(n):
+            z = moments[start + b, k]
+            real[k, b] = z.real
+            imag[k, b] = z.imag
+
+
+@numba.njit(cache=True)
+def _evaluate_real_blocked(moments, factors, lengths, coefficients, term_start):
+    """``_evaluate_real`` for complex moments and real coefficients, to the bit, in blocks of
+    ``_BLOCK`` environments: every term is one vector loop over the block (the per-row loop
+    gathers three moments per term and cannot vectorise). Each environment's sum runs over the
+    same terms in the same order with the same products (a real coefficient times a complex
+    moment is the two real products numba's complex multiplication forms from ``c + 0j``, up
+    to the sign of an exact zero)."""
+    n_batch = moments.shape[0]
+    n_ext = moments.shape[1]
+    n_invariants = term_start.shape[0] - 1
+    out = np.empty((n_batch, n_invariants))
+    re = np.empty((n_ext, _BLOCK))
+    im = np.empty((n_ext, _BLOCK))
+    total = np.empty(_BLOCK)
+    vr = np.empty(_BLOCK)
+    vi = np.empty(_BLOCK)
+    for start in range(0, n_batch, _BLOCK):
+        n = min(_BLOCK, n_batch - start)
+        _split_block(moments, start, n, re, im)
+        for i in range(n_invariants):
+            total[:n] = 0.0
+            for t in range(term_start[i], term_start[i + 1]):
+                d = lengths[t]
+                c = coefficients[t]
+                f0 = factors[t, 0]
+                if d == 3:
+                    f1 = factors[t, 1]
+                    f2 = factors[t, 2]
+                    for b in range(n):
+                        xr = c * re[f0, b]
+                        xi = c * im[f0, b]
+                        yr = xr * re[f1, b] - xi * im[f1, b]
+                        yi = xr * im[f1, b] + xi * re[f1, b]
+                        total[b] += yr * re[f2, b] - yi * im[f2, b]
+                elif d == 1:
+                    for b in range(n):
+                        total[b] += c * re[f0, b]
+                else:
+                    for b in range(n):
+                        vr[b] = c * re[f0, b]
+                        vi[b] = c * im[f0, b]
+                    for j in range(1, d - 1):
+                        fj = factors[t, j]
+                        for b in range(n):
+                            x = vr[b] * re[fj, b] - vi[b] * im[fj, b]
+                            vi[b] = vr[b] * im[fj, b] + vi[b] * re[fj, b]
+                            vr[b] = x
+                    fl = factors[t, d - 1]
+                    for b in range(n):
+                        total[b] += vr[b] * re[fl, b] - vi[b] * im[fl, b]
+            for b in range(n):
+                out[start + b, i] = total[b]
+    return out
+
+
 @numba.njit(cache=True)
 def _jacobian(moments, factors, coefficients, owner, n_invariants):
     n_batch, n_ext = moments.shape
@@ -306,6 +381,134 @@ def _chained_cotangent(moments, cotangent, factors, lengths, coefficients, owner
     return out
 
 
+@numba.njit(cache=True)
+def _chained_cotangent_blocked(moments, cotangent, factors, lengths, coefficients, owner,
+                               mirror, mirror_sign, indptr, indices, data_real, data_imag,
+                               n_out):
+    """``_chained_cotangent`` for complex moments and real coefficients, to the bit, in blocks
+    of ``_BLOCK`` environments (see ``_evaluate_real_blocked``): a term's derivatives are
+    formed for the whole block into ``parts``, then added to the rows of their factors one row
+    at a time, in ``_term_derivatives``' order (a factor may repeat: its row then takes two
+    additions in turn)."""
+    n_batch = moments.shape[0]
+    n_ext = moments.shape[1]
+    n_invariants = cotangent.shape[1]
+    out = np.empty((n_batch, n_out))
+    re = np.empty((n_ext, _BLOCK))
+    im = np.empty((n_ext, _BLOCK))
+    weight = np.empty((n_invariants, _BLOCK))
+    gr = np.empty((n_ext, _BLOCK))
+    gi = np.empty((n_ext, _BLOCK))
+    parts = np.empty((8, _BLOCK))
+    pr = np.empty(_BLOCK)
+    pi = np.empty(_BLOCK)
+    target = np.empty((n_out, _BLOCK))
+    for start in range(0, n_batch, _BLOCK):
+        n = min(_BLOCK, n_batch - start)
+        _split_block(moments, start, n, re, im)
+        for i in range(n_invariants):
+            for b in range(n):
+                weight[i, b] = cotangent[start + b, i]
+        gr[:, :] = 0.0
+        gi[:, :] = 0.0
+        for t in range(factors.shape[0]):
+            d = lengths[t]
+            coefficient = coefficients[t]
+            o = owner[t]
+            f0 = factors[t, 0]
+            if d == 3:  # derivatives (c a) b, (c a) e, c (b e) of c a b e
+                f1 = factors[t, 1]
+                f2 = factors[t, 2]
+                for b in range(n):
+                    c = coefficient * weight[o, b]
+                    car = c * re[f0, b]
+                    cai = c * im[f0, b]
+                    parts[0, b] = car * re[f1, b] - cai * im[f1, b]
+                    parts[1, b] = car * im[f1, b] + cai * re[f1, b]
+                    parts[2, b] = car * re[f2, b] - cai * im[f2, b]
+                    parts[3, b] = car * im[f2, b] + cai * re[f2, b]
+                    ber = re[f1, b] * re[f2, b] - im[f1, b] * im[f2, b]
+                    bei = re[f1, b] * im[f2, b] + im[f1, b] * re[f2, b]
+                    parts[4, b] = c * ber
+                    parts[5, b] = c * bei
+            elif d == 4:  # ((c a) b) e, ((c a) b) f, (c a) (e f), c (b (e f))
+                f1 = factors[t, 1]
+                f2 = factors[t, 2]
+                f3 = factors[t, 3]
+                for b in range(n):
+                    c = coefficient * weight[o, b]
+                    car = c * re[f0, b]
+                    cai = c * im[f0, b]
+                    cabr = car * re[f1, b] - cai * im[f1, b]
+                    cabi = car * im[f1, b] + cai * re[f1, b]
+                    efr = re[f2, b] * re[f3, b] - im[f2, b] * im[f3, b]
+                    efi = re[f2, b] * im[f3, b] + im[f2, b] * re[f3, b]
+                    parts[0, b] = cabr * re[f2, b] - cabi * im[f2, b]
+                    parts[1, b] = cabr * im[f2, b] + cabi * re[f2, b]
+                    parts[2, b] = cabr * re[f3, b] - cabi * im[f3, b]
+                    parts[3, b] = cabr * im[f3, b] + cabi * re[f3, b]
+                    parts[4, b] = car * efr - cai * efi
+                    parts[5, b] = car * efi + cai * efr
+                    befr = re[f1, b] * efr - im[f1, b] * efi
+                    befi = re[f1, b] * efi + im[f1, b] * efr
+                    parts[6, b] = c * befr
+                    parts[7, b] = c * befi
+            else:  # degree 1 or 2 (or > 4): every derivative as its own product
+                for j in range(d):
+                    has_factor = False
+                    for k in range(d):
+                        if k == j:
+                            continue
+                        fk = factors[t, k]
+                        if not has_factor:
+                            for b in range(n):
+                                c = coefficient * weight[o, b]
+                                pr[b] = c * re[fk, b]
+                                pi[b] = c * im[fk, b]
+                            has_factor = True
+                        else:
+                            for b in range(n):
+                                x = pr[b] * re[fk, b] - pi[b] * im[fk, b]
+                                pi[b] = pr[b] * im[fk, b] + pi[b] * re[fk, b]
+                                pr[b] = x
+                    fj = factors[t, j]
+                    if has_factor:
+                        for b in range(n):
+                            gr[fj, b] += pr[b]
+                            gi[fj, b] += pi[b]
+                    else:
+                        for b in range(n):
+                            gr[fj, b] += coefficient * weight[o, b]
+                continue
+            for j in range(d - 1, -1, -1):  # the last factor's derivative first
+                fj = factors[t, j]
+                r = 2 * (d - 1 - j)
+                for b in range(n):
+                    gr[fj, b] += parts[r, b]
+                    gi[fj, b] += parts[r + 1, b]
+        for a in range(n_ext - 1):
+            m = mirror[a]
+            if m >= 0:
+                s = mirror_sign[a]
+                for b in range(n):
+                    gr[m, b] += s * gr[a, b]
+                    gi[m, b] += -(s * gi[a, b])
+        target[:, :n] = 0.0
+        for a in range(n_ext - 1):
+            if mirror[a] >= 0:
+                continue
+            for q in range(indptr[a], indptr[a + 1]):
+                j = indices[q]
+                dr = data_real[q]
+                di = data_imag[q]
+                for b in range(n):
+                    target[j, b] += gr[a, b] * dr - gi[a, b] * di
+        for b in range(n):
+            for j in range(n_out):
+                out[start + b, j] = target[j, b]
+    return out
+
+
 @dataclass(frozen=True)
 class ChainPlan:
     """A chain matrix C (K, P) prepared for ``InvariantSet.values_and_chained_jacobian`` and
@@ -505,9 +708,15 @@ class InvariantSet:
     def evaluate(self, moments: np.ndarray) -> np.ndarray:
         """Invariants of ``moments`` (..., K) -> real array (..., n_invariants)."""
         ext, lead = self._extended(moments)
-        values = _evaluate_real(ext, self._factors, self._lengths, self._coefficients,
-                                self._term_start)
+        kernel = _evaluate_real_blocked if self._blocked(ext) else _evaluate_real
+        values = kernel(ext, self._factors, self._lengths, self._coefficients, self._term_start)
         return values.reshape(*lead, len(self))
+
+    def _blocked(self, ext: np.ndarray) -> bool:
+        """Whether the blocked kernels serve these extended moments: a batch of complex
+        moments and real coefficients (they give the row kernels' values to the bit)."""
+        return (len(ext) >= _BLOCKED_FROM and np.iscomplexobj(ext)
+                and not np.iscomplexobj(self._coefficients))
 
     def bound(self, moments: np.ndarray) -> np.ndarray:
         """``sum_t |c_t| prod_j |moment_tj|`` per invariant, (..., n_invariants): an upper
@@ -662,7 +871,10 @@ class InvariantSet:
         if len(cotangent) != len(ext):
             raise ValueError(f"need one cotangent per moment vector: {len(cotangent)} vs {len(ext)}")
         plan = self.chain_plan(chain)
-        values = _chained_cotangent(
+        kernel = (_chained_cotangent_blocked
+                  if self._blocked(ext) and not np.iscomplexobj(plan.cotangent_coefficients)
+                  else _chained_cotangent)
+        values = kernel(
             ext, cotangent, plan.cotangent_factors, plan.cotangent_lengths,
             plan.cotangent_coefficients, plan.cotangent_owner, plan.mirror, plan.mirror_sign, plan.indptr, plan.indices, plan.data_real,
             plan.data_imag, plan.n_out,
