@@ -23,6 +23,7 @@ from workflow_support import (
     QUICK_CONFIG,
     QUICK_RESULTS,
     ROOT,
+    USES_QUICK_RUN,
     copy_run,
     job_counts,
     output_of,
@@ -54,6 +55,7 @@ def test_default_config_plans_one_job_per_decode(tmp_path):
     assert "runtime=63, mem_mb=1580" in result.stdout  # 29 atoms, positions / single
 
 
+@USES_QUICK_RUN
 def test_quick_run_decodes_every_molecule_in_every_mode():
     from milad.qm9 import COLUMNS, decode_seed
 
@@ -93,6 +95,7 @@ def test_quick_run_decodes_every_molecule_in_every_mode():
         assert_figure_files(figures / f"{name}.pdf", figures / f"{name}.png")
 
 
+@USES_QUICK_RUN
 def test_rerunning_the_qm9_targets_does_nothing(tmp_path):
     workdir = copy_run(quick_run(), tmp_path / "run")
     before = result_files(workdir)
@@ -102,6 +105,7 @@ def test_rerunning_the_qm9_targets_does_nothing(tmp_path):
     assert result_files(workdir) == before
 
 
+@USES_QUICK_RUN
 def test_deleting_one_decode_reruns_only_it_and_its_dependents(tmp_path):
     workdir = copy_run(quick_run(), tmp_path / "run")
     before = result_files(workdir)
@@ -131,6 +135,7 @@ def test_deleting_one_decode_reruns_only_it_and_its_dependents(tmp_path):
     }
 
 
+@USES_QUICK_RUN
 def test_the_species_decode_follows_its_positions_decode(tmp_path):
     """Mode "two" starts from the positions decoded in mode "positions" (same molecule and
     attempt): redoing that decode redoes the species fit, and no other decode."""

@@ -23,7 +23,10 @@ import yaml
 from milad.data import MLEARN_SHA256, mlearn_embedded_path, read_mlearn, sha256_of
 from milad.potential import FingerprintSet, load_model
 from milad.provenance import read_csv
-from workflow_support import QUICK_CONFIG, QUICK_RESULTS, quick_run
+from workflow_support import QUICK_CONFIG, QUICK_RESULTS, USES_QUICK_RUN, quick_run
+
+# every test here reads the quick run
+pytestmark = USES_QUICK_RUN
 
 CONFIG = yaml.safe_load(QUICK_CONFIG.read_text())
 POTENTIALS = CONFIG["potentials"]

@@ -21,6 +21,7 @@ from workflow_support import (
     QUICK_CONFIG,
     QUICK_RESULTS,
     SNAKEFILE,
+    USES_QUICK_RUN,
     copy_run,
     job_counts,
     output_of,
@@ -152,6 +153,7 @@ def test_killed_run_resumes_without_losing_finished_jobs(tmp_path):
     assert check.returncode == 0 and "Nothing to be done" in output_of(check), output_of(check)
 
 
+@USES_QUICK_RUN
 def test_deleting_one_output_reruns_only_that_job_and_its_dependents(tmp_path):
     workdir = copy_run(quick_run(), tmp_path / "run")
     before = result_files(workdir)
@@ -173,6 +175,7 @@ def test_deleting_one_output_reruns_only_that_job_and_its_dependents(tmp_path):
     }
 
 
+@USES_QUICK_RUN
 def test_rerunning_a_finished_target_does_nothing(tmp_path):
     workdir = copy_run(quick_run(), tmp_path / "run")
     before = result_files(workdir)

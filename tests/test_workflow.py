@@ -22,6 +22,7 @@ from workflow_support import (
     QUICK_CONFIG,
     QUICK_RESULTS,
     ROOT,
+    USES_QUICK_RUN,
     copy_run,
     job_counts,
     output_of,
@@ -409,6 +410,7 @@ def test_every_figure_and_table_is_in_the_report_with_a_paper_caption():
 # ------------------------------------------------------------------ a real run
 
 
+@USES_QUICK_RUN
 def test_quick_run_end_to_end():
     """The quick configuration runs every rule for real through Snakemake."""
     results = quick_run() / QUICK_RESULTS
@@ -452,6 +454,7 @@ def test_quick_run_end_to_end():
             assert (quick_run() / path).exists(), f"{name}: {path} missing"
 
 
+@USES_QUICK_RUN
 def test_quick_run_completeness_figure_holds_the_pair_data():
     """Fig. 1 of the quick run: the CSV is the completeness table of the configured order and
     tolerance (recomputed here, where only nu = 4 invariants tell the pair apart, as in the
@@ -473,6 +476,7 @@ def test_quick_run_completeness_figure_holds_the_pair_data():
     assert_figure_files(figures / "fig_completeness.pdf", figures / "fig_completeness.png")
 
 
+@USES_QUICK_RUN
 def test_every_table_records_version_commit_and_config():
     from milad import __version__
     from milad.provenance import REQUIRED_FIELDS, read_provenance
@@ -491,6 +495,7 @@ def test_every_table_records_version_commit_and_config():
             assert record["config"].get(key) == value, f"{relative}: config[{key}]"
 
 
+@USES_QUICK_RUN
 def test_report_holds_every_figure_and_table(tmp_path):
     workdir = copy_run(quick_run(), tmp_path / "run")
     result = snakemake(workdir, "--configfile", str(QUICK_CONFIG), "--report",

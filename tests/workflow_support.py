@@ -19,6 +19,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +69,16 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+#: Mark of every test that reads :func:`quick_run`: under pytest-xdist (``-n 2 --dist loadgroup``
+#: in pyproject.toml) they share one worker, so the quick run is made once per test session
+#: while the other worker runs the rest, not once per worker.
+USES_QUICK_RUN = pytest.mark.xdist_group("quick_run")
+
+
 @lru_cache(maxsize=None)
 def quick_run() -> Path:
-    """Working directory of one complete run of the quick configuration (made once)."""
+    """Working directory of one complete run of the quick configuration (made once per test
+    process; mark the tests that call it with :data:`USES_QUICK_RUN`)."""
     workdir = Path(tempfile.mkdtemp(prefix="milad-quick-run-"))
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     result = snakemake(workdir, "--cores", "2", "--configfile", str(QUICK_CONFIG), timeout=600)
