@@ -62,6 +62,26 @@ def test_moment_space_matches_the_encoder(plain, rng):
     np.testing.assert_allclose(space.phi(space.moments(positions, weights)), phi, rtol=1e-10, atol=1e-14)
 
 
+def test_invariant_and_moment_subsets_are_the_full_arrays_to_the_bit(plain, rng):
+    """Algorithm 1 fits the invariants of l <= l' by the moments of l <= l': the rows and
+    columns asked for are those of the full arrays, the same floats; a row the set lacks is an
+    IndexError, not memory read past the end."""
+    space, invariants = moment_space(plain.invariants), plain.invariants
+    x = rng.normal(scale=0.3, size=space.n_params)
+    phi, jacobian = space.phi_and_jacobian(x)
+    rows = np.flatnonzero(space.invariant_l <= 4)
+    params = np.flatnonzero(space.l <= 4)
+    phi_rows, jacobian_rows = space.phi_and_jacobian(x, rows, params)
+    assert np.array_equal(phi_rows, phi[rows])
+    assert np.array_equal(jacobian_rows, jacobian[np.ix_(rows, params)])
+    batch = np.stack([space.omega(rng.normal(scale=0.3, size=space.n_params)) for _ in range(9)])
+    assert np.array_equal(invariants.evaluate(batch, rows[::-1]), invariants.evaluate(batch)[:, rows[::-1]])
+    assert np.array_equal(invariants.jacobian(batch, rows), invariants.jacobian(batch)[:, rows])
+    for method in (invariants.evaluate, invariants.jacobian):
+        with pytest.raises(IndexError, match="invariant row out of range"):
+            method(batch, [0, len(invariants)])
+
+
 def test_analytic_jacobians_match_finite_differences(plain, rng):
     space = moment_space(plain.invariants)
     x = rng.normal(scale=0.3, size=space.n_params)

@@ -427,13 +427,15 @@ def fit_moments(space: MomentSpace, target: np.ndarray, x: np.ndarray, params: n
     RMSD over ``rows``."""
     inverse = 1.0 / scales[rows]
 
+    target_rows = target[rows]
+
     def fun(free):
         trial = x.copy()
         trial[params] = free
-        values, jacobian = space.phi_and_jacobian(trial)
-        return (values[rows] - target[rows]) * inverse, jacobian[np.ix_(rows, params)] * inverse[:, None]
+        values, jacobian = space.phi_and_jacobian(trial, rows, params)
+        return (values - target_rows) * inverse, jacobian * inverse[:, None]
 
     solution = x.copy()
     solution[params] = solve_lm(fun, x[params], max_nfev, method="cholesky", floor=floor)
-    residual = (space.phi(solution)[rows] - target[rows]) * inverse
+    residual = (space.invariants.evaluate(space.omega(solution), rows) - target_rows) * inverse
     return solution, float(np.sqrt(np.mean(residual**2)))

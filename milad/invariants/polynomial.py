@@ -56,6 +56,13 @@ class Invariant:
 
 
 @numba.njit(cache=True)
+def _check_row(i, term_start):
+    """Invariant index ``i`` if the set (``term_start``: n_inv + 1 entries) has it."""
+    if i < 0 or i >= term_start.shape[0] - 1:
+        raise IndexError("invariant row out of range")
+    return i
+
+@numba.njit(cache=True)
 def _evaluate(moments, factors, coefficients, owner, n_invariants):
     n_batch = moments.shape[0]
     out = np.zeros((n_batch, n_invariants), dtype=moments.dtype)
@@ -70,16 +77,16 @@ def _evaluate(moments, factors, coefficients, owner, n_invariants):
 
 
 @numba.njit(cache=True)
-def _evaluate_real(moments, factors, lengths, coefficients, term_start):
-    """The real parts of ``_evaluate``, bit for bit: each invariant's terms (``term_start[i]``
-    to ``term_start[i + 1]``) summed in a register, no padding multiplications, and the last
-    product of each term only to its real part."""
+def _evaluate_real(moments, factors, lengths, coefficients, term_start, rows):
+    """The real parts of ``_evaluate`` for the invariants ``rows``, bit for bit: each
+    invariant's terms (``term_start[i]`` to ``term_start[i + 1]``) summed in a register, no
+    padding multiplications, and the last product of each term only to its real part."""
     n_batch = moments.shape[0]
-    n_invariants = term_start.shape[0] - 1
-    out = np.empty((n_batch, n_invariants))
+    out = np.empty((n_batch, rows.shape[0]))
     for b in range(n_batch):
         row = moments[b]
-        for i in range(n_invariants):
+        for r in range(rows.shape[0]):
+            i = _check_row(rows[r], term_start)
             total = 0.0
             for t in range(term_start[i], term_start[i + 1]):
                 d = lengths[t]
@@ -96,7 +103,7 @@ def _evaluate_real(moments, factors, lengths, coefficients, term_start):
                 else:
                     last = row[factors[t, d - 1]]
                     total += value.real * last.real - value.imag * last.imag
-            out[b, i] = total
+            out[b, r] = total
     return out
 
 
@@ -120,7 +127,7 @@ def _split_block(moments, start, n, real, imag):
 
 
 @numba.njit(cache=True)
-def _evaluate_real_blocked(moments, factors, lengths, coefficients, term_start):
+def _evaluate_real_blocked(moments, factors, lengths, coefficients, term_start, rows):
     """``_evaluate_real`` for complex moments and real coefficients, to the bit, in blocks of
     ``_BLOCK`` environments: every term is one vector loop over the block (the per-row loop
     gathers three moments per term and cannot vectorise). Each environment's sum runs over the
@@ -129,8 +136,7 @@ def _evaluate_real_blocked(moments, factors, lengths, coefficients, term_start):
     to the sign of an exact zero)."""
     n_batch = moments.shape[0]
     n_ext = moments.shape[1]
-    n_invariants = term_start.shape[0] - 1
-    out = np.empty((n_batch, n_invariants))
+    out = np.empty((n_batch, rows.shape[0]))
     re = np.empty((n_ext, _BLOCK))
     im = np.empty((n_ext, _BLOCK))
     total = np.empty(_BLOCK)
@@ -139,7 +145,8 @@ def _evaluate_real_blocked(moments, factors, lengths, coefficients, term_start):
     for start in range(0, n_batch, _BLOCK):
         n = min(_BLOCK, n_batch - start)
         _split_block(moments, start, n, re, im)
-        for i in range(n_invariants):
+        for r in range(rows.shape[0]):
+            i = _check_row(rows[r], term_start)
             total[:n] = 0.0
             for t in range(term_start[i], term_start[i + 1]):
                 d = lengths[t]
@@ -171,25 +178,29 @@ def _evaluate_real_blocked(moments, factors, lengths, coefficients, term_start):
                     for b in range(n):
                         total[b] += vr[b] * re[fl, b] - vi[b] * im[fl, b]
             for b in range(n):
-                out[start + b, i] = total[b]
+                out[start + b, r] = total[b]
     return out
 
 
 @numba.njit(cache=True)
-def _jacobian(moments, factors, coefficients, owner, n_invariants):
+def _jacobian(moments, factors, coefficients, term_start, rows):
+    """dI/d(moment) of the invariants ``rows``, (B, len(rows), K + 1) with the padding
+    column last; every entry sums its terms in term order."""
     n_batch, n_ext = moments.shape
     degree = factors.shape[1]
-    out = np.zeros((n_batch, n_invariants, n_ext), dtype=moments.dtype)
+    out = np.zeros((n_batch, rows.shape[0], n_ext), dtype=moments.dtype)
     for b in range(n_batch):
         row = moments[b]
-        for t in range(factors.shape[0]):
-            for j in range(degree):
-                value = row[n_ext - 1] * coefficients[t]  # row[-1] == 1, fixes the dtype
-                for k in range(degree):
-                    if k != j:
-                        value *= row[factors[t, k]]
-                out[b, owner[t], factors[t, j]] += value
-    return out[:, :, : n_ext - 1]
+        for r in range(rows.shape[0]):
+            i = _check_row(rows[r], term_start)
+            for t in range(term_start[i], term_start[i + 1]):
+                for j in range(degree):
+                    value = row[n_ext - 1] * coefficients[t]  # row[-1] == 1, fixes the dtype
+                    for k in range(degree):
+                        if k != j:
+                            value *= row[factors[t, k]]
+                    out[b, r, factors[t, j]] += value
+    return out
 
 
 @numba.njit(cache=True)
@@ -617,6 +628,7 @@ class InvariantSet:
         self._lengths = np.array([len(m) for inv in self.invariants for m in inv.terms],
                                  dtype=np.int64)
         self._term_start = np.searchsorted(self._owner, np.arange(len(self.invariants) + 1))
+        self._all_rows = np.arange(len(self.invariants), dtype=np.int64)
         self._derived: dict = {}
 
     def derived(self, key: str, build):
@@ -705,12 +717,22 @@ class InvariantSet:
         ext = np.concatenate([flat, np.ones((flat.shape[0], 1), dtype=dtype)], axis=1)
         return ext, lead
 
-    def evaluate(self, moments: np.ndarray) -> np.ndarray:
-        """Invariants of ``moments`` (..., K) -> real array (..., n_invariants)."""
+    def evaluate(self, moments: np.ndarray, rows=None) -> np.ndarray:
+        """Invariants of ``moments`` (..., K) -> real array (..., n_invariants); with
+        ``rows`` (invariant indices) only those, (..., len(rows)), the same floats."""
         ext, lead = self._extended(moments)
+        rows = self._rows(rows)
         kernel = _evaluate_real_blocked if self._blocked(ext) else _evaluate_real
-        values = kernel(ext, self._factors, self._lengths, self._coefficients, self._term_start)
-        return values.reshape(*lead, len(self))
+        values = kernel(ext, self._factors, self._lengths, self._coefficients, self._term_start,
+                        rows)
+        return values.reshape(*lead, len(rows))
+
+    def _rows(self, rows) -> np.ndarray:
+        """``rows`` as an int64 array of invariant indices (all of them for None); the
+        kernels check each against the set's size (``_check_row``)."""
+        if rows is None:
+            return self._all_rows
+        return np.asarray(rows, dtype=np.int64).reshape(-1)
 
     def _blocked(self, ext: np.ndarray) -> bool:
         """Whether the blocked kernels serve these extended moments: a batch of complex
@@ -726,16 +748,17 @@ class InvariantSet:
         values = np.stack([np.bincount(self._owner, row, minlength=len(self)) for row in products])
         return values.reshape(*lead, len(self))
 
-    def jacobian(self, moments: np.ndarray) -> np.ndarray:
+    def jacobian(self, moments: np.ndarray, rows=None) -> np.ndarray:
         """Holomorphic derivatives dI/d(moment) of the polynomials (of ``-i I`` for imaginary
-        invariants), (..., n_invariants, K).
+        invariants), (..., n_invariants, K); with ``rows`` only those invariants' rows.
 
         For complex moments the real fingerprint's derivative with respect to a real
         parameter p is ``Re(jacobian @ dmoments/dp)``.
         """
         ext, lead = self._extended(moments)
-        values = _jacobian(ext, self._factors, self._coefficients, self._owner, len(self))
-        return values.reshape(*lead, len(self), self.n_moments)
+        rows = self._rows(rows)
+        values = _jacobian(ext, self._factors, self._coefficients, self._term_start, rows)
+        return values[:, :, :self.n_moments].reshape(*lead, len(rows), self.n_moments)
 
     def chained_jacobian(self, moments: np.ndarray, chain) -> np.ndarray:
         """``Re(jacobian(moments) @ chain)`` without forming the dense Jacobian.
