@@ -224,7 +224,6 @@ def test_forces_helper_is_minus_gradient_of_a_linear_energy(silicon, chiral, jac
     np.testing.assert_allclose(forces.sum(axis=0), 0.0, atol=1e-9 * np.abs(forces).max())
 
 
-
 @pytest.mark.parametrize("n_max", [7, 10])
 def test_batched_invariants_and_cotangents_equal_one_at_a_time_to_the_bit(n_max):
     """Batches of complex moments take the blocked kernels (environments as vector lanes),

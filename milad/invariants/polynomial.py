@@ -62,6 +62,7 @@ def _check_row(i, term_start):
         raise IndexError("invariant row out of range")
     return i
 
+
 @numba.njit(cache=True)
 def _evaluate(moments, factors, coefficients, owner, n_invariants):
     n_batch = moments.shape[0]
