@@ -437,5 +437,5 @@ def fit_moments(space: MomentSpace, target: np.ndarray, x: np.ndarray, params: n
 
     solution = x.copy()
     solution[params] = solve_lm(fun, x[params], max_nfev, method="cholesky", floor=floor)
-    residual = (space.invariants.evaluate(space.omega(solution), rows) - target_rows) * inverse
+    residual = (space.phi(solution, rows) - target_rows) * inverse
     return solution, float(np.sqrt(np.mean(residual**2)))

@@ -128,8 +128,9 @@ class MomentSpace:
         x = np.asarray(x)
         return self._c1 * x[..., self._p1] + self._c2 * x[..., self._p2]
 
-    def phi(self, x: np.ndarray) -> np.ndarray:
-        return self.invariants.evaluate(self.omega(x))
+    def phi(self, x: np.ndarray, rows=None) -> np.ndarray:
+        """Invariants of ``x`` (all, or those of the indices ``rows``)."""
+        return self.invariants.evaluate(self.omega(x), rows)
 
     def phi_and_jacobian(self, x: np.ndarray, rows=None,
                          params=None) -> tuple[np.ndarray, np.ndarray]:
