@@ -109,9 +109,13 @@ def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd
     ``method="cholesky"``: Marquardt's method with Nielsen's (1999) damping update, the step
     ``(Js^T Js + mu I) y = -Js^T r`` (``Js``: the Jacobian with unit column norms) solved by a
     Cholesky factorisation plus one refinement step: a (P, P) solve instead of an SVD, several
-    times cheaper for Algorithm 1's nearly square (117, 120) Jacobians. Near a singular root
-    it stalls sooner (about 1e-9 of the starting residual, where the SVD steps reach 1e-13),
-    which does not matter for Algorithm 1's fits, stopped at a tenth of its tolerance.
+    times cheaper for Algorithm 1's nearly square (117, 120) Jacobians and for the fits of
+    atoms (the SciPy solver's SVDs were about half of a 29-atom decode). Near a singular root
+    it stalls sooner (about 1e-9 of the starting residual in a test problem where the SVD
+    steps reach 1e-13; a polish of a molecule's atoms ends near a fingerprint RMSD of 1e-11
+    instead of 1e-14), far below the decoder's success threshold (1e-6) and Algorithm 1's
+    tolerance. The decoder uses it for Algorithm 1 and for the fits of atoms without species
+    (:class:`~milad.decode.search.SearchProblem` says why not with species).
 
     The fit ends after ``max_nfev`` evaluations, when the RMS residual is below ``floor``, or
     when the best cost fell by less than the fraction ``progress`` over the last ``window``
@@ -358,6 +362,7 @@ def fit_atoms(
     max_nfev: int = 200,
     rows: np.ndarray | None = None,
     window: int = STALL_WINDOW,
+    method: str = "svd",
 ) -> tuple[np.ndarray, np.ndarray]:
     """LM fit of positions (N, 3) and/or weights (N,) to one or more targets, with the
     repulsion and the unit-sphere wall (when positions are free) and the weight-range penalty
@@ -365,8 +370,8 @@ def fit_atoms(
 
     ``rows`` restricts every target to some of its residuals (moment coordinates or
     invariants); ``window``: the fit ends when its cost fell by less than ``STALL_PROGRESS``
-    over this many evaluations (:func:`solve_lm`). Returns the fitted ``(positions, weights)``; the input
-    arrays are not changed.
+    over this many evaluations; ``method``: the LM steps (:func:`solve_lm`). Returns the
+    fitted ``(positions, weights)``; the input arrays are not changed.
     """
     targets = [targets] if isinstance(targets, Target) else list(targets)
     n = len(positions)
@@ -413,7 +418,7 @@ def fit_atoms(
         start.append(positions.ravel())
     if fit_weights:
         start.append(weights)
-    solution = solve_lm(fun, np.concatenate(start), max_nfev, window=window)
+    solution = solve_lm(fun, np.concatenate(start), max_nfev, window=window, method=method)
     p, w = unpack(solution)
     return np.array(p), np.array(w, dtype=float)
 

@@ -62,7 +62,7 @@ GAIN = 0.01  # relative drop of the moment RMSD for which a relocated atom is ke
 
 
 def _greedy_positions(space, x, grid, basis, weights, *, fit_weights, weight_range, repulsion,
-                      cutoff, r_min, max_nfev):
+                      cutoff, r_min, max_nfev, lm_method):
     """Algorithm 2 with a refit: atoms are placed one by one at the maximum of the residual
     density (the reconstruction minus the signal of the atoms placed so far, away from them by
     ``r_min``), and after each placement the atoms placed so far are fitted to the moments."""
@@ -81,12 +81,13 @@ def _greedy_positions(space, x, grid, basis, weights, *, fit_weights, weight_ran
         positions, placed = fit_atoms(
             space, Target("moments", x), positions, placed, fit_weights=fit_weights,
             weight_range=weight_range, repulsion=repulsion, cutoff=cutoff, max_nfev=max_nfev,
+            method=lm_method,
         )
     return positions, placed
 
 
 def _relocate(space, x, positions, weights, grid, basis, *, moves, fit_weights, weight_range,
-              repulsion, cutoff, r_min, max_nfev, tol=1e-10):
+              repulsion, cutoff, r_min, max_nfev, lm_method, tol=1e-10):
     """Escape local minima of the fit to the moments by moving single atoms.
 
     The atom sitting in the most negative residual density (``x`` minus the atoms' moments,
@@ -120,6 +121,7 @@ def _relocate(space, x, positions, weights, grid, basis, *, moves, fit_weights, 
         trial, trial_weights = fit_atoms(
             space, Target("moments", x), trial, weights, fit_weights=fit_weights,
             weight_range=weight_range, repulsion=repulsion, cutoff=cutoff, max_nfev=max_nfev,
+            method=lm_method,
         )
         rmsd = moment_rmsd(trial, trial_weights)
         if rmsd < (1.0 - GAIN) * best:
@@ -144,6 +146,7 @@ def atoms_from_moments(
     moves: int = 10,
     max_nfev: int = 200,
     greedy_nfev: int = 40,
+    lm_method: str = "svd",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions (cutoff units) and weights of ``n_atoms`` deltas reproducing the moments ``x``.
 
@@ -156,7 +159,8 @@ def atoms_from_moments(
     ``moves`` single-atom relocations (see ``_relocate``) follow while the moment RMSD is not
     negligible. With ``fit_weights`` and no ``initial_positions`` the positions are found first
     with the weights held fixed, then positions and weights are fitted together (much more
-    reliable than fitting both from the start).
+    reliable than fitting both from the start). ``lm_method``: the LM steps of every fit
+    (:func:`~milad.decode.loss.solve_lm`).
     """
     space = moment_space(invariants)
     if method not in ("greedy", "peaks"):
@@ -170,7 +174,7 @@ def atoms_from_moments(
         initial_positions, weights = atoms_from_moments(
             x, invariants, n_atoms, weights=weights, fit_weights=False, cutoff=cutoff,
             repulsion=repulsion, n_points=n_points, method=method, moves=moves,
-            max_nfev=max_nfev, greedy_nfev=greedy_nfev,
+            max_nfev=max_nfev, greedy_nfev=greedy_nfev, lm_method=lm_method,
         )
     if initial_positions is None:
         if method == "peaks":
@@ -181,18 +185,18 @@ def atoms_from_moments(
             initial_positions, weights = _greedy_positions(
                 space, x, grid, basis, weights, fit_weights=fit_weights,
                 weight_range=weight_range, repulsion=repulsion, cutoff=cutoff, r_min=r_min,
-                max_nfev=greedy_nfev,
+                max_nfev=greedy_nfev, lm_method=lm_method,
             )
     positions, weights = fit_atoms(
         space, Target("moments", x), np.asarray(initial_positions, float), weights,
         fit_weights=fit_weights, weight_range=weight_range, repulsion=repulsion, cutoff=cutoff,
-        max_nfev=max_nfev,
+        max_nfev=max_nfev, method=lm_method,
     )
     if moves:
         grid, basis = space.grid(n_points)
         positions, weights = _relocate(
             space, x, positions, weights, grid, basis, moves=moves, fit_weights=fit_weights,
             weight_range=weight_range, repulsion=repulsion, cutoff=cutoff, r_min=r_min,
-            max_nfev=max_nfev,
+            max_nfev=max_nfev, lm_method=lm_method,
         )
     return positions, weights

@@ -84,7 +84,15 @@ def random_configuration(rng, n_atoms, radius, r_min_unit, weight_choices):
 class SearchProblem:
     """One decoding problem: the target fingerprint of ``descriptor`` and the settings of the
     fits. ``weight_range`` (species) bounds fitted weights; ``fit_weights`` frees them (mode
-    "single"); ``timings`` collects seconds per stage."""
+    "single"); ``timings`` collects seconds per stage.
+
+    ``lm_method``, the LM steps of its fits of atoms (:func:`~milad.decode.loss.solve_lm`):
+    Cholesky without fitted weights, SVD with them. Measured on the 77 QM9 molecules
+    (``benchmarks/decode.py``, one attempt each): positions with Cholesky steps 75, 76 and
+    75/77 for seeds 0-2, in less than half the CPU time for 20-29 atoms (with SVD 76/77 for
+    seed 0); with species in one fingerprint Cholesky steps lost 11 of the 23 largest
+    molecules at seed 0 and SVD steps 8, so species fits keep the SVD steps.
+    """
 
     def __init__(self, descriptor: Descriptor, target: np.ndarray, n_atoms: int,
                  weight_range: tuple[float, float] | None, fit_weights: bool,
@@ -96,6 +104,7 @@ class SearchProblem:
         self.n_atoms = n_atoms
         self.weight_range = weight_range
         self.fit_weights = fit_weights
+        self.lm_method = "svd" if fit_weights else "cholesky"
         self.repulsion = repulsion
         self.tol = tol
         self.moment_tol = moment_tol
@@ -144,6 +153,7 @@ class SearchProblem:
             "polish", fit_atoms, self.space, Target("phi", self.target), positions, weights,
             fit_weights=fit_weights, weight_range=self.weight_range, repulsion=self.repulsion,
             cutoff=self.descriptor.cutoff, max_nfev=max_nfev, window=window,
+            method=self.lm_method,
         )
 
     def fit_weights_only(self, positions, weights, max_nfev: int = 400) -> np.ndarray:
@@ -217,6 +227,7 @@ class SearchProblem:
                 fit_weights=self.fit_weights, weight_range=self.weight_range,
                 cutoff=self.descriptor.cutoff, repulsion=self.repulsion,
                 n_points=self.n_points, initial_positions=None if origin is None else origin.positions,
+                lm_method=self.lm_method,
             )
             fits.append((self.space.moment_rmsd(self.space.moments(positions, weights), x), positions, weights))
         _, positions, weights = min(fits, key=lambda fit: fit[0])
