@@ -104,7 +104,6 @@ class SearchProblem:
         self.n_atoms = n_atoms
         self.weight_range = weight_range
         self.fit_weights = fit_weights
-        self.lm_method = "svd" if fit_weights else "cholesky"
         self.repulsion = repulsion
         self.tol = tol
         self.moment_tol = moment_tol
@@ -117,6 +116,11 @@ class SearchProblem:
         l0 = self.space.set_l0_moments(np.zeros(self.space.n_params), target)
         msr = self.space.mean_square_radius(l0)
         self.radius = min(1.0, math.sqrt(5.0 / 3.0 * msr)) if msr and msr > 0 else 0.5
+
+    @property
+    def lm_method(self) -> str:
+        """The LM steps of this problem's fits of atoms (see the class docstring)."""
+        return "svd" if self.fit_weights else "cholesky"
 
     def _timed(self, stage, function, *args, **kwargs):
         start = time.perf_counter()
