@@ -123,15 +123,33 @@ def monomials(
     k-th geometric moment of atom i's feature with unit weight; for both feature functions
     ``d/dx E[(x + sigma X)^p] = p E[(x + sigma X)^(p-1)]``, so one formula serves.
     """
-    idx = geometric_indices(max_order)
     powers = _axis_powers(np.asarray(positions, float), max_order, sigmas)
-    s, t, u = idx[:, 0], idx[:, 1], idx[:, 2]
-    px, py, pz = powers[:, 0, s], powers[:, 1, t], powers[:, 2, u]  # (N, K)
-    dpx = s * powers[:, 0, np.maximum(s - 1, 0)]
-    dpy = t * powers[:, 1, np.maximum(t - 1, 0)]
-    dpz = u * powers[:, 2, np.maximum(u - 1, 0)]
-    gradients = np.stack([dpx * py * pz, px * dpy * pz, px * py * dpz], axis=-1)
-    return px * py * pz, gradients
+    values, gradients = _monomial_products(powers, geometric_indices(max_order))
+    # moment-major in memory, as the numpy expressions this kernel replaced laid them out (the
+    # BLAS products downstream see the same strides, so their floats do not change)
+    return values.T, gradients.transpose(1, 0, 2)
+
+
+@numba.njit(cache=True)
+def _monomial_products(powers, idx):
+    """Moment-major ``values[k, i] = px py pz`` (K, N) and ``gradients[k, i] = (dpx py pz,
+    px dpy pz, px py dpz)`` (K, N, 3) with ``px = powers[i, 0, s_k]`` and ``dpx = s_k
+    powers[i, 0, s_k - 1]`` (0 for s_k = 0); products taken left to right."""
+    n, n_moments = powers.shape[0], idx.shape[0]
+    values = np.empty((n_moments, n))
+    gradients = np.empty((n_moments, n, 3))
+    for k in range(n_moments):
+        s, t, u = idx[k, 0], idx[k, 1], idx[k, 2]
+        for i in range(n):
+            px, py, pz = powers[i, 0, s], powers[i, 1, t], powers[i, 2, u]
+            dpx = s * powers[i, 0, max(s - 1, 0)]
+            dpy = t * powers[i, 1, max(t - 1, 0)]
+            dpz = u * powers[i, 2, max(u - 1, 0)]
+            values[k, i] = px * py * pz
+            gradients[k, i, 0] = dpx * py * pz
+            gradients[k, i, 1] = px * dpy * pz
+            gradients[k, i, 2] = px * py * dpz
+    return values, gradients
 
 
 @numba.njit(cache=True)

@@ -170,7 +170,8 @@ class MomentSpace:
         values, gradients = monomials(positions, self.n_max)
         n = len(positions)
         x = self.R @ (weights @ values)
-        weighted = (gradients * weights[:, None, None]).transpose(1, 0, 2).reshape(-1, 3 * n)
+        # (K, N, 3) contiguous: monomials lays the gradients out moment-major
+        weighted = (gradients.transpose(1, 0, 2) * weights[:, None]).reshape(-1, 3 * n)
         d_positions = (self.R @ weighted).reshape(len(x), n, 3)
         d_weights = self.R @ values.T
         return x, d_positions, d_weights
