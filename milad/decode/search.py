@@ -32,7 +32,7 @@ from .loss import STALL_WINDOW, RepulsionTerm, Target, fit_atoms, min_distance
 from .placement import atoms_from_moments
 from .space import moment_space
 
-__all__ = ["Attempt", "Candidate", "SearchProblem", "species_from_positions"]
+__all__ = ["Attempt", "Candidate", "SearchProblem", "species_by_enumeration", "species_from_positions"]
 
 HOP_WIDTHS = (0.1, 0.2, 0.4, 0.8)  # Angstrom
 HOPS_PER_ROUND = 10
@@ -42,6 +42,10 @@ REFINE_BELOW = 1e-4  # RMSD below which a near solution is converged fully
 REFINE_NFEV = 3000
 REFINE_WINDOW = 100  # the stall window of a refinement (loss.STALL_WINDOW for other fits)
 POLISH_NFEV = 300
+#: mode "two": species assignments scored exhaustively when the fits miss (5 species: 9 atoms)
+ENUMERATION_BUDGET = 2_000_000
+ENUMERATION_KEEP = 4096  # assignments nearest in the l = 0 moments, scored by the fingerprint
+_ENUMERATION_CHUNK = 1 << 16
 
 
 @dataclass
@@ -360,6 +364,49 @@ def species_moves(problem: SearchProblem, start: Candidate, rounds: int = 4) -> 
     return Candidate(positions, weights, rmsd)
 
 
+def species_by_enumeration(problem: SearchProblem, positions: np.ndarray,
+                           budget: int = ENUMERATION_BUDGET,
+                           keep: int = ENUMERATION_KEEP) -> Candidate | None:
+    """The best of every assignment of species to fixed ``positions`` (N, 3) (cutoff units),
+    or ``None`` when there are more than ``budget`` (``n_species ** N``) or the invariant set
+    has no degree-1 ``l = 0`` invariants.
+
+    The moments are linear in the weights, ``x = C w``, and the degree-1 invariants give the
+    ``l = 0`` moments exactly, so every assignment is first ranked by its misfit in those few
+    linear equations (vectorised over chunks of assignments); the ``keep`` nearest are scored
+    by the full fingerprint RMSD. Complete for the molecules it accepts: with the true
+    positions the true species (or a symmetry-equivalent assignment) is among them, which the
+    continuous weight fits, stuck in a local minimum, can miss (e.g. QM9 23, HC3N, at some
+    seeds).
+    """
+    space = problem.space
+    levels = np.asarray(problem.descriptor.species.weights, dtype=float)
+    n = len(positions)
+    count = len(levels) ** n
+    if count > budget or not space.linear:
+        return None
+    values, _ = monomials(positions, space.n_max)
+    columns = space.R @ values.T  # (P, N): x = columns @ w
+    linear = columns[[p for _, p, _ in space.linear]]  # (L, N)
+    known = np.array([problem.target[i] / c for i, _, c in space.linear])
+    place = len(levels) ** np.arange(n - 1, -1, -1)
+    kept_codes = np.zeros(0, dtype=np.int64)
+    kept_misfit = np.zeros(0)
+    for start in range(0, count, _ENUMERATION_CHUNK):
+        codes = np.arange(start, min(count, start + _ENUMERATION_CHUNK), dtype=np.int64)
+        weights = levels[(codes[:, None] // place) % len(levels)]  # (chunk, N)
+        misfit = np.linalg.norm(weights @ linear.T - known, axis=1)
+        codes, misfit = np.concatenate([kept_codes, codes]), np.concatenate([kept_misfit, misfit])
+        if len(codes) > keep:
+            nearest = np.argpartition(misfit, keep - 1)[:keep]
+            codes, misfit = codes[nearest], misfit[nearest]
+        kept_codes, kept_misfit = codes, misfit
+    weights = levels[(kept_codes[:, None] // place) % len(levels)]
+    phi = space.invariants.evaluate(space.omega(weights @ columns.T))
+    best = int(np.argmin(np.mean((phi - problem.target) ** 2, axis=1)))
+    return problem.candidate(positions, weights[best])
+
+
 @dataclass
 class SpeciesFit:
     """Species mode "two": the ``best`` candidate (snapped weights) and the continuous weights
@@ -375,9 +422,10 @@ def species_from_positions(problem: SearchProblem, positions_problem: SearchProb
 
     Several starts (the mean weight, then random species); each fit is snapped to species and
     scored by the fingerprint RMSD; near misses get discrete species moves
-    (:func:`species_moves`); finally the positions are polished against both fingerprints at
-    once (the positions-only one pins positions only to its RMSD; the true structure satisfies
-    both).
+    (:func:`species_moves`); when all of that misses, small molecules get every assignment
+    (:func:`species_by_enumeration`); finally the positions are polished against both
+    fingerprints at once (the positions-only one pins positions only to its RMSD; the true
+    structure satisfies both).
     """
     species_weights = problem.descriptor.species.weights
     mean = np.full(problem.n_atoms, problem.mean_weight)
@@ -397,6 +445,10 @@ def species_from_positions(problem: SearchProblem, positions_problem: SearchProb
             break
     if problem.tol <= best.rmsd < MOVES_BELOW:
         best = species_moves(problem, best)
+    if best.rmsd >= problem.tol:
+        enumerated = species_by_enumeration(problem, positions)
+        if enumerated is not None and enumerated.rmsd < best.rmsd:
+            best, best_fitted = enumerated, enumerated.weights
     if best.rmsd < REFINE_BELOW:
         ones = np.ones(problem.n_atoms)
         joint = fit_atoms(
