@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..descriptor import Descriptor
-from ..moments import monomials
 from .algorithm1 import moments_from_invariants
 from .loss import STALL_WINDOW, RepulsionTerm, Target, fit_atoms, min_distance
 from .placement import atoms_from_moments
@@ -332,8 +331,7 @@ def species_moves(problem: SearchProblem, start: Candidate, rounds: int = 4) -> 
     for _ in range(rounds):
         if rmsd < problem.tol:
             break
-        values, _ = monomials(positions, space.n_max)
-        columns = space.R @ values.T  # (P, N): dx / dw
+        columns = space.weight_columns(positions)  # (P, N): dx / dw
         x = columns @ weights
         level = np.argmin(np.abs(weights[:, None] - levels[None, :]), axis=1)
         # one atom to another species: rows (a, target), target != level[a]
@@ -385,8 +383,7 @@ def species_by_enumeration(problem: SearchProblem, positions: np.ndarray,
     count = len(levels) ** n
     if count > budget or not space.linear:
         return None
-    values, _ = monomials(positions, space.n_max)
-    columns = space.R @ values.T  # (P, N): x = columns @ w
+    columns = space.weight_columns(positions)  # (P, N): x = columns @ w
     linear = columns[[p for _, p, _ in space.linear]]  # (L, N)
     known = np.array([problem.target[i] / c for i, _, c in space.linear])
     place = len(levels) ** np.arange(n - 1, -1, -1)

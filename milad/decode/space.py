@@ -165,6 +165,12 @@ class MomentSpace:
         values, _ = monomials(positions, self.n_max)
         return self.R @ (weights @ values)
 
+    def weight_columns(self, positions: np.ndarray) -> np.ndarray:
+        """dx/dweights (P, N) of deltas at ``positions`` (N, 3): the moments are linear in the
+        weights, ``x = weight_columns(positions) @ weights``."""
+        values, _ = monomials(positions, self.n_max)
+        return self.R @ values.T
+
     def moments_and_derivatives(self, positions, weights):
         """``x``, dx/dpositions (P, N, 3) and dx/dweights (P, N); vectorised over atoms."""
         values, gradients = monomials(positions, self.n_max)
