@@ -1,7 +1,7 @@
 """Decoding benchmark on the paper's 77-molecule QM9 subset (section IV A, Fig. 5 and 6).
 
     python benchmarks/decode.py [--modes positions,single,two] [--workers 2] [--max-atoms N]
-                                [--attempts 1] [--seed 0] [--json OUT.json]
+                                [--attempts 1] [--seed 0] [--known-positions] [--json OUT.json]
 
 For every molecule (centred on its smallest enclosing sphere, cutoff 5 A, n_max = 7, delta
 features) the fingerprint is decoded with ``milad.decode.decode``, one attempt each, seed
@@ -9,7 +9,8 @@ features) the fingerprint is decoded with ``milad.decode.decode``, one attempt e
 
 * ``positions``: all weights 1;
 * ``single``: one fingerprint with species as weights (the paper: H, C, O, N, F -> 1.1, 1.3, 1.5, 1.7, 1.9);
-* ``two``: positions from the all-ones fingerprint, then species from the species fingerprint.
+* ``two``: positions from the all-ones fingerprint, then species from the species fingerprint
+  (``--known-positions``: from the molecule's true positions, the species step alone).
 
 Success is a fingerprint RMSD below 1e-6 (paper's threshold); the structure RMSD to the
 original or its mirror image (``milad.compare``, species-aware) is reported alongside. Prints a
@@ -44,7 +45,7 @@ def _decode_one(task):
     from milad.decode import decode
     from milad.qm9 import descriptors
 
-    index, mode, seed, attempts, options = task
+    index, mode, seed, attempts, options, known_positions = task
     molecule = read_qm9_subset()[index]
     plain, species = descriptors()  # the paper's: n_max 7, cutoff 5 A, H, C, O, N, F
     start = time.perf_counter()
@@ -55,6 +56,8 @@ def _decode_one(task):
         atoms, result = decode(species.molecule(molecule), species, len(molecule), seed=seed,
                                attempts=attempts, **options)
     else:
+        if known_positions:  # the molecule's own (centred) positions: the species step only
+            options = {**options, "positions": species.molecule_positions(molecule)}
         atoms, result = decode(species.molecule(molecule), species, len(molecule), seed=seed,
                                attempts=attempts, positions_fingerprint=plain.molecule(molecule),
                                **options)
@@ -122,6 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="base seed; molecule seed = base + QM9 id")
     parser.add_argument("--max-iterations", type=int, default=None, help="decode's max_iterations (default: decode's)")
     parser.add_argument("--hops", type=int, default=None, help="decode's hops (default: decode's)")
+    parser.add_argument("--known-positions", action="store_true",
+                        help="mode two from the molecules' true positions: the species step alone")
     parser.add_argument("--json", default=None, help="also write every per-molecule record to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no per-molecule lines")
     args = parser.parse_args(argv)
@@ -145,7 +150,7 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         for mode in modes:
             # largest first so that the slow molecules do not straggle at the end
-            tasks = [(i, mode, seeds[i], args.attempts, options) for i in sorted(indices, key=lambda i: -len(molecules[i]))]
+            tasks = [(i, mode, seeds[i], args.attempts, options, args.known_positions) for i in sorted(indices, key=lambda i: -len(molecules[i]))]
             start = time.perf_counter()
             for record in pool.map(_decode_one, tasks):
                 records.append(record)
