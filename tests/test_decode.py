@@ -21,8 +21,10 @@ from milad.decode import (
     peak_find,
 )
 from milad.decode.loss import WALL, Target, fit_atoms, position_penalty
+from milad.decode.search import SearchProblem, species_by_enumeration
 from milad.descriptor import Descriptor
 from milad.moments import geometric_moments, zernike_moments
+from milad.qm9 import descriptors
 
 SPECIES = "H,C,N,O,F"
 
@@ -436,8 +438,6 @@ def test_species_from_already_decoded_positions(plain, with_species, qm9):
 def test_species_by_enumeration_is_exact_for_small_molecules(with_species, qm9):
     """Every species assignment of a molecule of up to 9 atoms, ranked by the l = 0 moments
     and scored by the fingerprint: the true species come back at the true positions."""
-    from milad.decode.search import SearchProblem, species_by_enumeration
-
     for index in (5, 11, 20):  # 5, 7 and 10 atoms
         mol = qm9[index]
         target = with_species.molecule(mol)
@@ -457,8 +457,6 @@ def test_species_of_known_positions_escape_the_weight_fits_local_minimum(qm9):
     """QM9 23 (HC3N, linear) with the paper's species weights: at seed 1 every continuous
     weight fit from known positions ends at RMSD 0.012 with wrong species; the enumeration
     of all 5 ** 5 assignments finds them."""
-    from milad.qm9 import descriptors
-
     plain_paper, species_paper = descriptors()
     mol = next(m for m in qm9 if int(m.info["qm9_id"]) == 23)
     atoms, result = decode(
