@@ -384,21 +384,25 @@ def species_by_enumeration(problem: SearchProblem, positions: np.ndarray,
     if count > budget or not space.linear:
         return None
     columns = space.weight_columns(positions)  # (P, N): x = columns @ w
-    linear = columns[[p for _, p, _ in space.linear]]  # (L, N)
-    known = np.array([problem.target[i] / c for i, _, c in space.linear])
+    rows = [p for _, p, _ in space.linear]
+    linear = columns[rows]  # (L, N)
+    known = space.set_l0_moments(np.zeros(space.n_params), problem.target)[rows]
     place = len(levels) ** np.arange(n - 1, -1, -1)
+
+    def assignments(codes):  # base-n_species digits of the codes -> weights (len(codes), N)
+        return levels[(codes[:, None] // place) % len(levels)]
+
     kept_codes = np.zeros(0, dtype=np.int64)
     kept_misfit = np.zeros(0)
     for start in range(0, count, _ENUMERATION_CHUNK):
         codes = np.arange(start, min(count, start + _ENUMERATION_CHUNK), dtype=np.int64)
-        weights = levels[(codes[:, None] // place) % len(levels)]  # (chunk, N)
-        misfit = np.linalg.norm(weights @ linear.T - known, axis=1)
+        misfit = np.linalg.norm(assignments(codes) @ linear.T - known, axis=1)
         codes, misfit = np.concatenate([kept_codes, codes]), np.concatenate([kept_misfit, misfit])
         if len(codes) > keep:
             nearest = np.argpartition(misfit, keep - 1)[:keep]
             codes, misfit = codes[nearest], misfit[nearest]
         kept_codes, kept_misfit = codes, misfit
-    weights = levels[(kept_codes[:, None] // place) % len(levels)]
+    weights = assignments(kept_codes)
     phi = space.invariants.evaluate(space.omega(weights @ columns.T))
     best = int(np.argmin(np.mean((phi - problem.target) ** 2, axis=1)))
     return problem.candidate(positions, weights[best])
