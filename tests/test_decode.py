@@ -109,6 +109,15 @@ def test_analytic_jacobians_match_finite_differences(plain, rng):
     for atom in range(4):
         np.testing.assert_allclose(d_weights[:, atom], space.moments(positions, np.eye(4)[atom]),
                                    atol=1e-14)
+    # a derivative not asked for is skipped; the others are the same floats
+    for wrt_positions, wrt_weights in ((True, False), (False, True), (False, False)):
+        partial = space.moments_and_derivatives(positions, weights, wrt_positions, wrt_weights)
+        for full, part, wanted in zip((x, d_positions, d_weights), partial,
+                                      (True, wrt_positions, wrt_weights)):
+            if wanted:
+                np.testing.assert_array_equal(part, full)
+            else:
+                assert part is None
 
 
 def test_repulsion_vanishes_smoothly_at_r_min():

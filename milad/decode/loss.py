@@ -311,23 +311,35 @@ def weight_penalty(weights: np.ndarray, low: float, high: float):
     return residuals, jacobian
 
 
-def moment_residuals(space: MomentSpace, target_x, positions, weights):
+def moment_residuals(space: MomentSpace, target_x, positions, weights, wrt_positions: bool = True,
+                     wrt_weights: bool = True):
     """Complex-moment RMSD residuals (P,) and their derivatives by positions (P, 3N) and
-    weights (P, N)."""
-    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights)
+    weights (P, N); a derivative not asked for is ``None``."""
+    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights, wrt_positions,
+                                                              wrt_weights)
     scale = space.metric / math.sqrt(space.n_moments)
     residuals = scale * (x - target_x)
-    return residuals, scale[:, None] * d_positions.reshape(len(x), -1), scale[:, None] * d_weights
+    if d_positions is not None:
+        d_positions = scale[:, None] * d_positions.reshape(len(x), -1)
+    if d_weights is not None:
+        d_weights = scale[:, None] * d_weights
+    return residuals, d_positions, d_weights
 
 
-def phi_residuals(space: MomentSpace, target_phi, positions, weights):
+def phi_residuals(space: MomentSpace, target_phi, positions, weights, wrt_positions: bool = True,
+                  wrt_weights: bool = True):
     """Fingerprint RMSD residuals (n_inv,) and their derivatives by positions (n_inv, 3N) and
-    weights (n_inv, N)."""
-    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights)
+    weights (n_inv, N); a derivative not asked for is ``None``."""
+    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights, wrt_positions,
+                                                              wrt_weights)
     phi, jacobian = space.phi_and_jacobian(x)
     scale = 1.0 / math.sqrt(len(phi))
     residuals = scale * (phi - target_phi)
-    return residuals, scale * (jacobian @ d_positions.reshape(len(x), -1)), scale * (jacobian @ d_weights)
+    if d_positions is not None:
+        d_positions = scale * (jacobian @ d_positions.reshape(len(x), -1))
+    if d_weights is not None:
+        d_weights = scale * (jacobian @ d_weights)
+    return residuals, d_positions, d_weights
 
 
 _RESIDUALS = {"moments": moment_residuals, "phi": phi_residuals}
@@ -388,15 +400,19 @@ def fit_atoms(
         for target in targets:
             own = target.weights is not None
             residuals, d_positions, d_weights = _RESIDUALS[target.kind](
-                space, target.values, p, target.weights if own else w
+                space, target.values, p, target.weights if own else w,
+                wrt_positions=fit_positions, wrt_weights=fit_weights and not own,
             )
             if rows is not None:
-                residuals, d_positions, d_weights = residuals[rows], d_positions[rows], d_weights[rows]
+                residuals = residuals[rows]
             columns = []
             if fit_positions:
-                columns.append(d_positions)
+                columns.append(d_positions if rows is None else d_positions[rows])
             if fit_weights:
-                columns.append(np.zeros_like(d_weights) if own else d_weights)
+                if own:  # this target's weights are fixed: it does not depend on the fitted ones
+                    columns.append(np.zeros((len(residuals), n)))
+                else:
+                    columns.append(d_weights if rows is None else d_weights[rows])
             blocks.append(residuals)
             jacobians.append(np.hstack(columns))
         if fit_positions:

@@ -171,15 +171,21 @@ class MomentSpace:
         values, _ = monomials(positions, self.n_max)
         return self.R @ values.T
 
-    def moments_and_derivatives(self, positions, weights):
-        """``x``, dx/dpositions (P, N, 3) and dx/dweights (P, N); vectorised over atoms."""
+    def moments_and_derivatives(self, positions, weights, wrt_positions: bool = True,
+                                wrt_weights: bool = True):
+        """``x``, dx/dpositions (P, N, 3) and dx/dweights (P, N), vectorised over atoms; a
+        derivative not asked for (``wrt_positions`` / ``wrt_weights`` false) is ``None`` and
+        costs nothing."""
         values, gradients = monomials(positions, self.n_max)
         n = len(positions)
         x = self.R @ (weights @ values)
-        # (K, N, 3) contiguous: monomials lays the gradients out moment-major
-        weighted = (gradients.transpose(1, 0, 2) * weights[:, None]).reshape(-1, 3 * n)
-        d_positions = (self.R @ weighted).reshape(len(x), n, 3)
-        d_weights = self.R @ values.T
+        d_positions = d_weights = None
+        if wrt_positions:
+            # (K, N, 3) contiguous: monomials lays the gradients out moment-major
+            weighted = (gradients.transpose(1, 0, 2) * weights[:, None]).reshape(-1, 3 * n)
+            d_positions = (self.R @ weighted).reshape(len(x), n, 3)
+        if wrt_weights:
+            d_weights = self.R @ values.T
         return x, d_positions, d_weights
 
     def mean_square_radius(self, x: np.ndarray) -> float | None:
