@@ -396,38 +396,37 @@ def fit_atoms(
     def fun(free):
         p, w = unpack(free)
         n_free = len(free)
-        blocks, jacobians = [], []
+        weight_columns = slice(n_free - n, n_free)  # the fitted weights, after the positions
+        blocks = []  # (residuals, dresiduals/dpositions or None, dresiduals/dweights or None)
         for target in targets:
-            own = target.weights is not None
+            own = target.weights is not None  # fixed weights: no dependence on the fitted ones
             residuals, d_positions, d_weights = _RESIDUALS[target.kind](
                 space, target.values, p, target.weights if own else w,
                 wrt_positions=fit_positions, wrt_weights=fit_weights and not own,
             )
             if rows is not None:
                 residuals = residuals[rows]
-            columns = []
-            if fit_positions:
-                columns.append(d_positions if rows is None else d_positions[rows])
-            if fit_weights:
-                if own:  # this target's weights are fixed: it does not depend on the fitted ones
-                    columns.append(np.zeros((len(residuals), n)))
-                else:
-                    columns.append(d_weights if rows is None else d_weights[rows])
-            blocks.append(residuals)
-            jacobians.append(np.hstack(columns))
+                d_positions = None if d_positions is None else d_positions[rows]
+                d_weights = None if d_weights is None else d_weights[rows]
+            blocks.append((residuals, d_positions, d_weights))
         if fit_positions:
             values, jac_p = position_penalty(p, repulsion, cutoff)
-            jac = np.zeros((n, n_free))
-            jac[:, : 3 * n] = jac_p
-            blocks.append(values)
-            jacobians.append(jac)
+            blocks.append((values, jac_p, None))
         if fit_weights and weight_range is not None:
             values, jac_w = weight_penalty(w, *weight_range)
-            jac = np.zeros((len(values), n_free))
-            jac[:, n_free - n :] = jac_w
-            blocks.append(values)
-            jacobians.append(jac)
-        return np.concatenate(blocks), np.vstack(jacobians)
+            blocks.append((values, None, jac_w))
+        # one Jacobian, each block written into its rows (zeros where a block does not depend)
+        residuals = np.concatenate([block[0] for block in blocks])
+        jacobian = np.zeros((len(residuals), n_free))
+        start = 0
+        for values, d_positions, d_weights in blocks:
+            stop = start + len(values)
+            if d_positions is not None:
+                jacobian[start:stop, : 3 * n] = d_positions
+            if d_weights is not None:
+                jacobian[start:stop, weight_columns] = d_weights
+            start = stop
+        return residuals, jacobian
 
     start = []
     if fit_positions:
