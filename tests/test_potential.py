@@ -28,6 +28,7 @@ from milad.potential import (
     cross_validation_fold,
     fingerprint_structures,
     kfold_split,
+    largest_error_share,
     load_model,
     loss_and_metrics,
     mark_unavailable,
@@ -661,3 +662,25 @@ def test_cross_validation_fold_scores_the_held_out_fold(dataset):
     assert result["fit"]["n_structures"] == 2  # 4 training structures, one per group validates
     with pytest.raises(ValueError, match="fold must be"):
         cross_validation_fold(dataset, 3, 3, 5, MODEL, training)
+
+
+def test_largest_error_share_finds_the_outlier_and_the_rest():
+    n_atoms = np.array([2, 3, 1])
+    energy_error = np.array([0.001, -0.004, 0.002])  # eV/atom
+    forces = np.zeros((6, 3))
+    forces[2:5] = 0.1  # the second structure's three atoms
+    forces[5] = [0.3, 0.0, 0.0]
+    share = largest_error_share(n_atoms, energy_error, forces)
+    assert share["energy"]["index"] == 1
+    assert share["energy"]["share"] == pytest.approx(16 / 21)
+    assert share["energy"]["error"] == pytest.approx(-4.0)
+    assert share["energy"]["rmse_others"] == pytest.approx(np.sqrt(5 / 2))
+    # squared force sums per structure: 0, 9 x 0.01 = 0.09, 0.09; ties go to the first
+    assert share["force"]["index"] == 1
+    assert share["force"]["share"] == pytest.approx(0.5)
+    assert share["force"]["error"] == pytest.approx(0.1)
+    assert share["force"]["rmse_others"] == pytest.approx(np.sqrt(0.09 / 9))
+    single = largest_error_share([2], [0.001], np.zeros((2, 3)))
+    assert single["energy"]["share"] == 1.0 and np.isnan(single["energy"]["rmse_others"])
+    with pytest.raises(ValueError, match="do not match"):
+        largest_error_share(n_atoms, energy_error, forces[:5])

@@ -20,8 +20,9 @@ Modules, in the order data flows through them:
 * :mod:`~milad.potential.ensemble`: :class:`Ensemble`, a committee of potentials (mean
   prediction, spread), and :func:`load_model` for either kind of model file;
 * :mod:`~milad.potential.training`: the loss of eq. 38, :meth:`Potential.fit`,
-  :func:`train_best_of`, :func:`train_model` (training from settings), :func:`set_metrics`
-  and :func:`cross_validation_fold`;
+  :func:`train_best_of`, :func:`train_model` (training from settings), :func:`set_metrics`,
+  :func:`largest_error_share` (how much of a set's RMSE one structure makes) and
+  :func:`cross_validation_fold`;
 * :mod:`~milad.potential.calculator`: :class:`MiladCalculator` for ASE and :func:`run_nve`.
 
 Typical use::
@@ -47,6 +48,7 @@ from .model import ExtrapolationWarning, Potential
 from .modelfile import ModelFileError
 from .training import (
     cross_validation_fold,
+    largest_error_share,
     loss_and_metrics,
     set_metrics,
     train_best_of,
@@ -64,6 +66,7 @@ __all__ = [
     "cross_validation_fold",
     "fingerprint_structures",
     "kfold_split",
+    "largest_error_share",
     "load_model",
     "loss_and_metrics",
     "mark_unavailable",

@@ -34,8 +34,8 @@ from .dataset import FingerprintSet, TensorSet, kfold_split, validation_split
 from .ensemble import Ensemble
 from .model import Potential
 
-__all__ = ["MODEL_SETTINGS", "TRAINING_SETTINGS", "cross_validation_fold", "loss_and_metrics",
-           "set_metrics", "train", "train_best_of", "train_model"]
+__all__ = ["MODEL_SETTINGS", "TRAINING_SETTINGS", "cross_validation_fold", "largest_error_share",
+           "loss_and_metrics", "set_metrics", "train", "train_best_of", "train_model"]
 
 #: the ``model`` settings of :func:`train_model` and their defaults (the paper's model)
 MODEL_SETTINGS: dict[str, Any] = {"hidden": [32, 32], "bias": False, "activation": "tanh",
@@ -392,6 +392,42 @@ def set_metrics(model: Potential | Ensemble, data: FingerprintSet,
         "structures_extrapolating": int(len(np.unique(data.structure[excess > 0]))),
     }
     return (metrics, predicted) if return_predictions else metrics
+
+
+def largest_error_share(n_atoms: np.ndarray, energy_error: np.ndarray,
+                        force_error: np.ndarray) -> dict[str, dict[str, float]]:
+    """How much of a set's RMSEs one structure makes: an RMSE over a few dozen structures can be
+    mostly one outlier, which the RMSE alone does not show.
+
+    n_atoms (M,) atoms per structure; energy_error (M,) predicted minus reference energy per
+    atom (eV/atom); force_error (sum(n_atoms), 3) predicted minus reference forces (eV/A), the
+    atoms in structure order. Returns ``energy`` and ``force``, each with ``index`` (the
+    structure with the largest sum of squared errors), ``share`` (its fraction of the set's
+    sum), ``error`` (its own energy error in meV/atom, or its force RMSE in eV/A) and
+    ``rmse_others`` (the RMSE of the other structures, NaN for a single structure).
+    """
+    n_atoms = np.asarray(n_atoms, dtype=int)
+    energy_error = np.asarray(energy_error, dtype=float)
+    force_error = np.asarray(force_error, dtype=float).reshape(-1, 3)
+    if len(n_atoms) == 0 or len(energy_error) != len(n_atoms) or len(force_error) != n_atoms.sum():
+        raise ValueError(f"{len(energy_error)} energy errors and {len(force_error)} atoms' force "
+                         f"errors do not match {len(n_atoms)} structures of {n_atoms.sum()} atoms")
+    many = len(n_atoms) > 1
+    squared = energy_error**2
+    i = int(np.argmax(squared))
+    others = float(np.sqrt((squared.sum() - squared[i]) / (len(n_atoms) - 1))) if many else math.nan
+    energy = {"index": i, "share": float(squared[i] / squared.sum()) if squared.sum() > 0 else 0.0,
+              "error": 1000 * float(energy_error[i]), "rmse_others": 1000 * others}
+    starts = np.concatenate([[0], np.cumsum(n_atoms)[:-1]])
+    per_structure = np.add.reduceat((force_error**2).sum(axis=1), starts)
+    j = int(np.argmax(per_structure))
+    rest = 3 * (n_atoms.sum() - n_atoms[j])
+    force = {"index": j,
+             "share": float(per_structure[j] / per_structure.sum()) if per_structure.sum() > 0 else 0.0,
+             "error": float(np.sqrt(per_structure[j] / (3 * n_atoms[j]))),
+             "rmse_others": float(np.sqrt((per_structure.sum() - per_structure[j]) / rest)) if many
+             else math.nan}
+    return {"energy": energy, "force": force}
 
 
 def cross_validation_fold(data: FingerprintSet, fold: int, n_folds: int, seed: int,

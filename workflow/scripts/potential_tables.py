@@ -15,10 +15,12 @@ from milad_job import start_job
 
 start_job(snakemake)  # noqa: F821
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from milad.paper import ELEMENTS, RMSE, RMSE_SOURCES, TABLE2  # noqa: E402
 from milad.io import atomic_write_text  # noqa: E402
+from milad.potential import largest_error_share  # noqa: E402
 from milad.provenance import (  # noqa: E402
     provenance,
     provenance_comment_lines,
@@ -206,6 +208,8 @@ def notes_for(splits):
                          "MILAD row (compared at the paper's 2 decimals).")
     if tuned_run:
         lines += tuned_notes()
+    if hasattr(snakemake.input, "predictions"):  # noqa: F821
+        lines += outlier_notes()
     for e, summary in summaries.items():
         t = summary.get("training", {})
         test = summary["metrics"].get("test")
@@ -224,6 +228,37 @@ def notes_for(splits):
             f"{summary['settings']['n_weights']} weights; test structures extrapolating (some "
             f"fingerprint component outside the training range): {extrapolating}."
         )
+    return lines
+
+
+def outlier_notes():
+    """Per element and model: the test structure holding most of the squared energy error and
+    the one holding most of the squared force error (milad.potential.largest_error_share)."""
+    lines = []
+    models = [(OURS, snakemake.input.predictions)]  # noqa: F821
+    if tuned_run:
+        models.append((TUNED, snakemake.input.tuned_predictions))  # noqa: F821
+    for label, paths in models:
+        # expand() lists the files in the order of the rule's elements
+        for element, path in zip(snakemake.params.elements, paths):  # noqa: F821
+            with np.load(path) as arrays:
+                if "test_energy_reference" not in arrays:  # no potential or no test set
+                    continue
+                n_atoms, groups = arrays["test_n_atoms"], arrays["test_groups"]
+                share = largest_error_share(
+                    n_atoms, arrays["test_energy_predicted"] - arrays["test_energy_reference"],
+                    arrays["test_forces_predicted"] - arrays["test_forces_reference"])
+            parts = []
+            for quantity, unit, digits, own in (("energy", "meV/atom", 2, "{:+.1f}"),
+                                                ("force", "eV/A", 3, "{:.3f}")):
+                worst = share[quantity]
+                i = worst["index"]
+                parts.append(
+                    f"test structure {i} ({groups[i]}, {n_atoms[i]} atoms) holds "
+                    f"{100 * worst['share']:.0f} % of the squared {quantity} error ("
+                    f"{own.format(worst['error'])} {unit}; the other {len(n_atoms) - 1}: "
+                    f"{worst['rmse_others']:.{digits}f})")
+            lines.append(f"{element}, {label}: " + "; ".join(parts) + ".")
     return lines
 
 
