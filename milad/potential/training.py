@@ -422,11 +422,10 @@ def largest_error_share(n_atoms: np.ndarray, energy_error: np.ndarray,
     per_structure = np.add.reduceat((force_error**2).sum(axis=1), starts)
     j = int(np.argmax(per_structure))
     rest = 3 * (n_atoms.sum() - n_atoms[j])
-    force = {"index": j,
-             "share": float(per_structure[j] / per_structure.sum()) if per_structure.sum() > 0 else 0.0,
+    total = per_structure.sum()
+    force = {"index": j, "share": float(per_structure[j] / total) if total > 0 else 0.0,
              "error": float(np.sqrt(per_structure[j] / (3 * n_atoms[j]))),
-             "rmse_others": float(np.sqrt((per_structure.sum() - per_structure[j]) / rest)) if many
-             else math.nan}
+             "rmse_others": float(np.sqrt((total - per_structure[j]) / rest)) if many else math.nan}
     return {"energy": energy, "force": force}
 
 
