@@ -412,21 +412,25 @@ def largest_error_share(n_atoms: np.ndarray, energy_error: np.ndarray,
     if len(n_atoms) == 0 or len(energy_error) != len(n_atoms) or len(force_error) != n_atoms.sum():
         raise ValueError(f"{len(energy_error)} energy errors and {len(force_error)} atoms' force "
                          f"errors do not match {len(n_atoms)} structures of {n_atoms.sum()} atoms")
-    many = len(n_atoms) > 1
-    squared = energy_error**2
-    i = int(np.argmax(squared))
-    others = float(np.sqrt((squared.sum() - squared[i]) / (len(n_atoms) - 1))) if many else math.nan
-    energy = {"index": i, "share": float(squared[i] / squared.sum()) if squared.sum() > 0 else 0.0,
-              "error": 1000 * float(energy_error[i]), "rmse_others": 1000 * others}
+    energy = _dominant(energy_error**2, np.ones(len(n_atoms)))
+    # in meV/atom; the structure's own error keeps its sign
+    energy["error"] = 1000.0 * float(energy_error[energy["index"]])
+    energy["rmse_others"] *= 1000.0
     starts = np.concatenate([[0], np.cumsum(n_atoms)[:-1]])
-    per_structure = np.add.reduceat((force_error**2).sum(axis=1), starts)
-    j = int(np.argmax(per_structure))
-    rest = 3 * (n_atoms.sum() - n_atoms[j])
-    total = per_structure.sum()
-    force = {"index": j, "share": float(per_structure[j] / total) if total > 0 else 0.0,
-             "error": float(np.sqrt(per_structure[j] / (3 * n_atoms[j]))),
-             "rmse_others": float(np.sqrt((total - per_structure[j]) / rest)) if many else math.nan}
+    force = _dominant(np.add.reduceat((force_error**2).sum(axis=1), starts), 3 * n_atoms)
     return {"energy": energy, "force": force}
+
+
+def _dominant(squares: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """The structure with the largest sum of squared errors ``squares`` (M,) over its ``counts``
+    (M,) error components: ``index``, ``share`` of all the squares, its own RMS ``error`` and
+    the RMSE of the others (NaN when there are none)."""
+    i = int(np.argmax(squares))
+    total = squares.sum()
+    rest = counts.sum() - counts[i]
+    return {"index": i, "share": float(squares[i] / total) if total > 0 else 0.0,
+            "error": float(np.sqrt(squares[i] / counts[i])),
+            "rmse_others": float(np.sqrt((total - squares[i]) / rest)) if rest > 0 else math.nan}
 
 
 def cross_validation_fold(data: FingerprintSet, fold: int, n_folds: int, seed: int,
