@@ -97,7 +97,8 @@ def test_analytic_jacobians_match_finite_differences(plain, rng):
         np.testing.assert_allclose(jacobian[:, p], numeric, rtol=1e-5, atol=1e-8)
     positions = rng.uniform(-0.3, 0.3, size=(4, 3))
     weights = rng.uniform(1.0, 2.0, size=4)  # not 1: the weights scale d x / d positions
-    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights)
+    x, derivatives = space.moments_with_derivatives(positions, weights)
+    d_positions, d_weights = derivatives()
     np.testing.assert_allclose(x, space.moments(positions, weights), rtol=1e-14, atol=1e-15)
     for atom, axis in ((2, 1), (0, 2)):
         shifted = positions.copy()
@@ -111,9 +112,9 @@ def test_analytic_jacobians_match_finite_differences(plain, rng):
                                    atol=1e-14)
     # a derivative not asked for is skipped; the others are the same floats
     for wrt_positions, wrt_weights in ((True, False), (False, True), (False, False)):
-        partial = space.moments_and_derivatives(positions, weights, wrt_positions, wrt_weights)
-        for full, part, wanted in zip((x, d_positions, d_weights), partial,
-                                      (True, wrt_positions, wrt_weights)):
+        partial = derivatives(wrt_positions, wrt_weights)
+        for full, part, wanted in zip((d_positions, d_weights), partial,
+                                      (wrt_positions, wrt_weights)):
             if wanted:
                 np.testing.assert_array_equal(part, full)
             else:
@@ -189,6 +190,7 @@ def test_fit_atoms_residual_jacobian_matches_finite_differences(plain, rng, monk
     (fun,) = captured
     free = np.concatenate(([positions.ravel()] if fit_positions else []) + ([weights] if fit_weights else []))
     residuals, jacobian = fun(free)
+    jacobian = jacobian()  # formed on demand (the solvers ask only at accepted steps)
     expected_rows = len(x) + len(plain) + (n if fit_positions else 0) + (n if fit_weights else 0)
     assert residuals.shape == (expected_rows,) and jacobian.shape == (expected_rows, len(free))
     step = 1e-7
@@ -210,6 +212,7 @@ def test_fit_moments_residual_jacobian_matches_finite_differences(plain, rng, mo
     loss.fit_moments(space, space.phi(x) * 1.01, x, params, rows, scales, max_nfev=10)
     (fun,) = captured
     residuals, jacobian = fun(x[params])
+    jacobian = jacobian()
     assert residuals.shape == (len(rows),) and jacobian.shape == (len(rows), len(params))
     step = 1e-6
     for k in rng.choice(len(params), size=8, replace=False):
@@ -244,6 +247,37 @@ def test_solve_lm_converges_and_stops_when_done(method):
     assert len(calls) < 100
     again = solve_lm(_rosenbrock()[0], np.array([-1.2, 1.0]), 500, method=method)
     assert again.tobytes() == solution.tobytes()
+
+
+@pytest.mark.parametrize("method", ["svd", "cholesky"])
+def test_solve_lm_forms_a_deferred_jacobian_only_at_accepted_steps(method):
+    """A Jacobian handed over as a function is formed only where a step was accepted (once
+    per point), and the fit takes the same path to the bit as with the Jacobian given."""
+    from milad.decode.loss import solve_lm
+
+    eager, _ = _rosenbrock()
+    formed = []
+
+    def deferred(v):
+        residuals, jacobian = eager(v)
+
+        def form():
+            formed.append(v.copy())
+            return jacobian
+
+        return residuals, form
+
+    start = np.array([-1.2, 1.0])
+    lazy_calls = []
+
+    def counted(v):
+        lazy_calls.append(v.copy())
+        return deferred(v)
+
+    solution = solve_lm(counted, start, 500, method=method)
+    assert solution.tobytes() == solve_lm(eager, start, 500, method=method).tobytes()
+    assert len(formed) < len(lazy_calls)  # the rejected trial points never formed one
+    assert len({point.tobytes() for point in formed}) == len(formed)
 
 
 @pytest.mark.parametrize("method", ["svd", "cholesky"])

@@ -56,11 +56,14 @@ class _Stalled(Exception):
     stalled."""
 
 
-def _cholesky_lm(fun: Callable, x0: np.ndarray, max_nfev: int, mu_floor: float = 1e-10) -> None:
+def _cholesky_lm(residuals_at: Callable, jacobian_at: Callable, x0: np.ndarray, max_nfev: int,
+                 mu_floor: float = 1e-10) -> None:
     """Marquardt's method with Nielsen's damping update, steps by Cholesky (see
-    :func:`solve_lm`); runs until ``fun`` raises or ``max_nfev`` evaluations are spent."""
+    :func:`solve_lm`); runs until ``residuals_at`` raises or ``max_nfev`` evaluations are
+    spent. ``jacobian_at(x)`` is asked only at the points whose step was accepted."""
     x = np.array(x0, dtype=float)
-    residuals, jacobian = fun(x)
+    residuals = residuals_at(x)
+    jacobian = jacobian_at(x)
     nfev = 1
     cost = float(residuals @ residuals)
     scale = np.zeros(len(x))
@@ -80,7 +83,7 @@ def _cholesky_lm(fun: Callable, x0: np.ndarray, max_nfev: int, mu_floor: float =
                 correction = -(scaled.T @ (residuals + scaled @ step) + mu * step)
                 step = step + dpotrs(factor, correction, lower=0)[0]
                 trial = x + step / safe
-                trial_residuals, trial_jacobian = fun(trial)
+                trial_residuals = residuals_at(trial)
                 nfev += 1
                 trial_cost = float(trial_residuals @ trial_residuals)
                 if np.isfinite(trial_cost) and trial_cost < cost:
@@ -88,7 +91,8 @@ def _cholesky_lm(fun: Callable, x0: np.ndarray, max_nfev: int, mu_floor: float =
                     ratio = (cost - trial_cost) / predicted if predicted > 0 else 0.0
                     mu = max(mu * max(1.0 / 3.0, 1.0 - (2.0 * ratio - 1.0) ** 3), mu_floor)
                     growth = 2.0
-                    x, residuals, jacobian, cost = trial, trial_residuals, trial_jacobian, trial_cost
+                    x, residuals, cost = trial, trial_residuals, trial_cost
+                    jacobian = jacobian_at(x)
                     break
             mu, growth = mu * growth, growth * 2.0
             if mu > 1e16:  # no step lowers the cost
@@ -99,7 +103,9 @@ def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd
              floor: float = 1e-14, window: int = STALL_WINDOW,
              progress: float = STALL_PROGRESS) -> np.ndarray:
     """Levenberg-Marquardt least squares of ``fun(x) -> (residuals, jacobian)``; returns the
-    best ``x`` evaluated.
+    best ``x`` evaluated. ``jacobian`` may be a function of no arguments that forms it: both
+    solvers then form it only at the points whose step they accept (about a quarter of a
+    decoder's trial steps are rejected, and the Jacobian is most of an evaluation's cost).
 
     ``method="svd"``: SciPy's trust-region reflective solver without bounds (``"trf"``), Moré's
     Levenberg-Marquardt trust region solved exactly by SVD, with MINPACK's Jacobian column
@@ -126,7 +132,7 @@ def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd
     """
     if method not in ("svd", "cholesky"):
         raise ValueError(f"unknown LM step method {method!r}; choose 'svd' or 'cholesky'")
-    cache = {}
+    cache = {}  # the last point evaluated: its residuals and Jacobian (or the function forming it)
     state = {"evaluations": 0, "best_cost": math.inf, "best_x": np.array(x0, dtype=float),
              "checkpoint": math.inf}
 
@@ -134,13 +140,13 @@ def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd
         key = x.tobytes()
         if key not in cache:
             cache.clear()
-            values = fun(x)
-            cache[key] = values
-            cost = float(values[0] @ values[0])
+            residuals, jacobian = fun(x)
+            cache[key] = [residuals, jacobian]
+            cost = float(residuals @ residuals)
             if cost < state["best_cost"]:
                 state["best_cost"], state["best_x"] = cost, x.copy()
             state["evaluations"] += 1
-            if state["best_cost"] <= floor**2 * len(values[0]):
+            if state["best_cost"] <= floor**2 * len(residuals):
                 raise _Stalled
             if state["evaluations"] % window == 0:
                 if state["best_cost"] > (1.0 - progress) * state["checkpoint"]:
@@ -148,12 +154,21 @@ def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd
                 state["checkpoint"] = state["best_cost"]
         return cache[key]
 
+    def residuals_at(x):
+        return evaluate(x)[0]
+
+    def jacobian_at(x):
+        entry = evaluate(x)
+        if callable(entry[1]):
+            entry[1] = entry[1]()
+        return entry[1]
+
     try:
         if method == "cholesky":
-            _cholesky_lm(evaluate, x0, max_nfev)
+            _cholesky_lm(residuals_at, jacobian_at, x0, max_nfev)
         else:
             least_squares(
-                lambda x: evaluate(x)[0], x0, jac=lambda x: evaluate(x)[1], method="trf",
+                residuals_at, x0, jac=jacobian_at, method="trf",
                 x_scale="jac", ftol=1e-15, xtol=1e-15, gtol=1e-15, max_nfev=max_nfev,
             )
     except _Stalled:
@@ -311,35 +326,42 @@ def weight_penalty(weights: np.ndarray, low: float, high: float):
     return residuals, jacobian
 
 
-def moment_residuals(space: MomentSpace, target_x, positions, weights, wrt_positions: bool = True,
-                     wrt_weights: bool = True):
-    """Complex-moment RMSD residuals (P,) and their derivatives by positions (P, 3N) and
-    weights (P, N); a derivative not asked for is ``None``."""
-    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights, wrt_positions,
-                                                              wrt_weights)
+def moment_residuals(space: MomentSpace, target_x, positions, weights):
+    """Complex-moment RMSD residuals (P,) and ``derivatives(wrt_positions, wrt_weights)``,
+    which forms their derivatives by positions (P, 3N) and weights (P, N) when called (a
+    derivative not asked for is ``None``)."""
+    x, moment_derivatives = space.moments_with_derivatives(positions, weights)
     scale = space.metric / math.sqrt(space.n_moments)
-    residuals = scale * (x - target_x)
-    if d_positions is not None:
-        d_positions = scale[:, None] * d_positions.reshape(len(x), -1)
-    if d_weights is not None:
-        d_weights = scale[:, None] * d_weights
-    return residuals, d_positions, d_weights
+
+    def derivatives(wrt_positions: bool = True, wrt_weights: bool = True):
+        d_positions, d_weights = moment_derivatives(wrt_positions, wrt_weights)
+        if d_positions is not None:
+            d_positions = scale[:, None] * d_positions.reshape(len(x), -1)
+        if d_weights is not None:
+            d_weights = scale[:, None] * d_weights
+        return d_positions, d_weights
+
+    return scale * (x - target_x), derivatives
 
 
-def phi_residuals(space: MomentSpace, target_phi, positions, weights, wrt_positions: bool = True,
-                  wrt_weights: bool = True):
-    """Fingerprint RMSD residuals (n_inv,) and their derivatives by positions (n_inv, 3N) and
-    weights (n_inv, N); a derivative not asked for is ``None``."""
-    x, d_positions, d_weights = space.moments_and_derivatives(positions, weights, wrt_positions,
-                                                              wrt_weights)
-    phi, jacobian = space.phi_and_jacobian(x)
+def phi_residuals(space: MomentSpace, target_phi, positions, weights):
+    """Fingerprint RMSD residuals (n_inv,) and ``derivatives(wrt_positions, wrt_weights)``,
+    which forms their derivatives by positions (n_inv, 3N) and weights (n_inv, N) when called
+    (a derivative not asked for is ``None``)."""
+    x, moment_derivatives = space.moments_with_derivatives(positions, weights)
+    phi, phi_jacobian = space.phi_with_jacobian(x)
     scale = 1.0 / math.sqrt(len(phi))
-    residuals = scale * (phi - target_phi)
-    if d_positions is not None:
-        d_positions = scale * (jacobian @ d_positions.reshape(len(x), -1))
-    if d_weights is not None:
-        d_weights = scale * (jacobian @ d_weights)
-    return residuals, d_positions, d_weights
+
+    def derivatives(wrt_positions: bool = True, wrt_weights: bool = True):
+        d_positions, d_weights = moment_derivatives(wrt_positions, wrt_weights)
+        jacobian = phi_jacobian()
+        if d_positions is not None:
+            d_positions = scale * (jacobian @ d_positions.reshape(len(x), -1))
+        if d_weights is not None:
+            d_weights = scale * (jacobian @ d_weights)
+        return d_positions, d_weights
+
+    return scale * (phi - target_phi), derivatives
 
 
 _RESIDUALS = {"moments": moment_residuals, "phi": phi_residuals}
@@ -393,39 +415,52 @@ def fit_atoms(
         w = free[3 * n :] if fit_positions else free
         return p, (w if fit_weights else weights)
 
+    def restricted(derivatives, flags):
+        """The derivatives of one target's residuals, restricted to ``rows``."""
+        def block():
+            d_positions, d_weights = derivatives(*flags)
+            if rows is not None:
+                d_positions = None if d_positions is None else d_positions[rows]
+                d_weights = None if d_weights is None else d_weights[rows]
+            return d_positions, d_weights
+        return block
+
     def fun(free):
+        """Residuals at ``free`` and a function forming their Jacobian (deferred: a rejected
+        LM step never needs it)."""
         p, w = unpack(free)
         n_free = len(free)
         weight_columns = slice(n_free - n, n_free)  # the fitted weights, after the positions
-        blocks = []  # (residuals, dresiduals/dpositions or None, dresiduals/dweights or None)
+        blocks = []  # (residuals, () -> (d/dpositions or None, d/dweights or None))
         for target in targets:
             own = target.weights is not None  # fixed weights: no dependence on the fitted ones
-            residuals, d_positions, d_weights = _RESIDUALS[target.kind](
-                space, target.values, p, target.weights if own else w,
-                wrt_positions=fit_positions, wrt_weights=fit_weights and not own,
-            )
-            if rows is not None:
-                residuals = residuals[rows]
-                d_positions = None if d_positions is None else d_positions[rows]
-                d_weights = None if d_weights is None else d_weights[rows]
-            blocks.append((residuals, d_positions, d_weights))
+            residuals, derivatives = _RESIDUALS[target.kind](
+                space, target.values, p, target.weights if own else w)
+            blocks.append((residuals if rows is None else residuals[rows],
+                           restricted(derivatives, (fit_positions, fit_weights and not own))))
         if fit_positions:
             values, jac_p = position_penalty(p, repulsion, cutoff)
-            blocks.append((values, jac_p, None))
+            blocks.append((values, lambda: (jac_p, None)))
         if fit_weights and weight_range is not None:
             values, jac_w = weight_penalty(w, *weight_range)
-            blocks.append((values, None, jac_w))
-        # one Jacobian, each block written into its rows (zeros where a block does not depend)
+            blocks.append((values, lambda: (None, jac_w)))
         residuals = np.concatenate([block[0] for block in blocks])
-        jacobian = np.zeros((len(residuals), n_free))
-        start = 0
-        for values, d_positions, d_weights in blocks:
-            stop = start + len(values)
-            if d_positions is not None:
-                jacobian[start:stop, : 3 * n] = d_positions
-            if d_weights is not None:
-                jacobian[start:stop, weight_columns] = d_weights
-            start = stop
+
+        def jacobian():
+            # one Jacobian, each block written into its rows (zeros where a block does not
+            # depend)
+            out = np.zeros((len(residuals), n_free))
+            start = 0
+            for values, derivatives in blocks:
+                stop = start + len(values)
+                d_positions, d_weights = derivatives()
+                if d_positions is not None:
+                    out[start:stop, : 3 * n] = d_positions
+                if d_weights is not None:
+                    out[start:stop, weight_columns] = d_weights
+                start = stop
+            return out
+
         return residuals, jacobian
 
     start = []
@@ -452,8 +487,8 @@ def fit_moments(space: MomentSpace, target: np.ndarray, x: np.ndarray, params: n
     def fun(free):
         trial = x.copy()
         trial[params] = free
-        values, jacobian = space.phi_and_jacobian(trial, rows, params)
-        return (values - target_rows) * inverse, jacobian * inverse[:, None]
+        values, jacobian = space.phi_with_jacobian(trial, rows, params)
+        return (values - target_rows) * inverse, lambda: jacobian() * inverse[:, None]
 
     solution = x.copy()
     solution[params] = solve_lm(fun, x[params], max_nfev, method="cholesky", floor=floor)

@@ -143,13 +143,23 @@ class MomentSpace:
         with ``rows`` (invariant indices) and ``params`` (indices into ``x``) only those
         invariants and those derivatives, (len(rows),), (len(rows), len(params)); the same
         floats as the full arrays hold there."""
+        phi, jacobian = self.phi_with_jacobian(x, rows, params)
+        return phi, jacobian()
+
+    def phi_with_jacobian(self, x: np.ndarray, rows=None, params=None):
+        """``phi_and_jacobian`` with the derivatives deferred: ``(phi, jacobian)`` where
+        ``jacobian()`` forms them (the same floats) from the moments already computed. A fit
+        needs them only where it accepts a step, and they cost about ten times the values."""
         omega = self.omega(x)
-        columns = slice(None) if params is None else np.asarray(params, dtype=np.int64)
-        d_x = _real_chain_two(self.invariants.jacobian(omega, rows), self._first[columns],
-                              self._a_real[columns], self._a_imag[columns],
-                              self._second[columns], self._b_real[columns],
-                              self._b_imag[columns])
-        return self.invariants.evaluate(omega, rows), d_x
+
+        def jacobian() -> np.ndarray:
+            columns = slice(None) if params is None else np.asarray(params, dtype=np.int64)
+            return _real_chain_two(self.invariants.jacobian(omega, rows), self._first[columns],
+                                   self._a_real[columns], self._a_imag[columns],
+                                   self._second[columns], self._b_real[columns],
+                                   self._b_imag[columns])
+
+        return self.invariants.evaluate(omega, rows), jacobian
 
     def magnitudes(self, x: np.ndarray) -> np.ndarray:
         """Typical size of every invariant for moments like ``x``: each invariant's polynomial
@@ -176,27 +186,36 @@ class MomentSpace:
         values, _ = monomials(positions, self.n_max)
         return self._R_times(values.T)
 
-    def moments_and_derivatives(self, positions, weights, wrt_positions: bool = True,
-                                wrt_weights: bool = True):
-        """``x``, dx/dpositions (P, N, 3) and dx/dweights (P, N), vectorised over atoms; a
-        derivative not asked for (``wrt_positions`` / ``wrt_weights`` false) is ``None`` and
-        costs nothing."""
+    def moments_with_derivatives(self, positions, weights):
+        """``x`` of weighted deltas at ``positions`` (N, 3) and ``derivatives(wrt_positions,
+        wrt_weights)``, which forms dx/dpositions (P, N, 3) and dx/dweights (P, N) from the
+        monomials already computed, vectorised over atoms; a derivative not asked for is
+        ``None`` and costs nothing. Deferred because a fit needs them only where it accepts a
+        step."""
         values, gradients = monomials(positions, self.n_max)
-        n = len(positions)
         x = self.R @ (weights @ values)
-        d_positions = d_weights = None
-        if wrt_positions:
-            # (K, N, 3) contiguous: monomials lays the gradients out moment-major
-            weighted = (gradients.transpose(1, 0, 2) * weights[:, None]).reshape(-1, 3 * n)
-            d_positions = self._R_times(weighted).reshape(len(x), n, 3)
-        if wrt_weights:
-            d_weights = self._R_times(values.T)
-        return x, d_positions, d_weights
 
-    def _R_times(self, matrix: np.ndarray) -> np.ndarray:
-        """``R @ matrix`` for a (Kg, M) matrix, over the non-zeros of ``R``."""
-        return _sparse_times(self._R_starts, self._R_columns, self._R_values,
-                             np.ascontiguousarray(matrix))
+        def derivatives(wrt_positions: bool = True, wrt_weights: bool = True):
+            n = len(values)
+            d_positions = d_weights = None
+            if wrt_positions:
+                # (K, N, 3) contiguous: monomials lays the gradients out moment-major; column
+                # (a, c) of R @ (gradients * weights)
+                by_moment = gradients.transpose(1, 0, 2).reshape(-1, 3 * n)
+                d_positions = self._R_times(by_moment, np.repeat(weights, 3)).reshape(len(x), n, 3)
+            if wrt_weights:
+                d_weights = self._R_times(values.T)
+            return d_positions, d_weights
+
+        return x, derivatives
+
+    def _R_times(self, matrix: np.ndarray, column_scale: np.ndarray | None = None) -> np.ndarray:
+        """``R @ (matrix * column_scale)`` for a (Kg, M) matrix and (M,) scale (default
+        ones), over the non-zeros of ``R``."""
+        matrix = np.ascontiguousarray(matrix)
+        if column_scale is None:
+            column_scale = np.ones(matrix.shape[1])
+        return _sparse_times(self._R_starts, self._R_columns, self._R_values, matrix, column_scale)
 
     def mean_square_radius(self, x: np.ndarray) -> float | None:
         """``sum w r^2 / sum w`` (cutoff units) read off the l = 0 moments, None if unknown."""
@@ -262,19 +281,19 @@ def _real_chain_two(jacobian, first, a_real, a_imag, second, b_real, b_imag):
 
 
 @numba.njit(cache=True, fastmath={"contract"})
-def _sparse_times(starts, columns, values, matrix):
-    """``S @ matrix`` for S in compressed rows (row p: ``values[starts[p]:starts[p + 1]]`` at
-    ``columns[...]``, ascending). Each entry is accumulated over the non-zeros in column order
-    with fused multiply-adds, which is how OpenBLAS's dgemm kernel sums the dense product (the
-    zeros it adds change nothing), so the floats equal ``S_dense @ matrix`` where that kernel
-    runs (the decoder's tests hash decodes against it)."""
+def _sparse_times(starts, columns, values, matrix, column_scale):
+    """``S @ (matrix * column_scale)`` for S in compressed rows (row p:
+    ``values[starts[p]:starts[p + 1]]`` at ``columns[...]``, ascending). Each entry is
+    accumulated over the non-zeros in column order with fused multiply-adds, which is how
+    OpenBLAS's dgemm kernel sums the dense product (the zeros it adds change nothing), so the
+    floats equal ``S_dense @ (matrix * column_scale)`` where that kernel runs."""
     n_rows, n_columns = starts.shape[0] - 1, matrix.shape[1]
     out = np.zeros((n_rows, n_columns))
     for p in range(n_rows):
         for q in range(starts[p], starts[p + 1]):
             value, row = values[q], matrix[columns[q]]
             for j in range(n_columns):
-                out[p, j] = value * row[j] + out[p, j]
+                out[p, j] = value * (row[j] * column_scale[j]) + out[p, j]
     return out
 
 
