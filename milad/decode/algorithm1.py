@@ -24,7 +24,9 @@ from ..invariants import InvariantSet
 from .loss import fit_moments
 from .space import moment_space
 
-__all__ = ["moments_from_invariants"]
+__all__ = ["MAX_NFEV", "moments_from_invariants"]
+
+MAX_NFEV = 200  # LM evaluations per fit (one l') by default
 
 
 def moments_from_invariants(
@@ -39,7 +41,7 @@ def moments_from_invariants(
     l_start: int = 1,
     l_stop: int | None = None,
     scales: np.ndarray | None = None,
-    max_nfev: int = 200,
+    max_nfev: int = MAX_NFEV,
 ) -> tuple[np.ndarray, float]:
     """Algorithm 1: real moment vector ``x`` whose invariants match ``fingerprint``.
 

@@ -358,6 +358,8 @@ def phi_residuals(space: MomentSpace, target_phi, positions, weights):
 
     def derivatives(wrt_positions: bool = True, wrt_weights: bool = True):
         d_positions, d_weights = moment_derivatives(wrt_positions, wrt_weights)
+        if d_positions is None and d_weights is None:
+            return None, None
         jacobian = phi_jacobian()
         if d_positions is not None:
             d_positions = scale * (jacobian @ d_positions.reshape(len(x), -1))
