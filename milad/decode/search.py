@@ -103,7 +103,7 @@ class SearchProblem:
     of l' >= 4 rarely reach their tolerance and crawl to the limit, while the fits of atoms
     after them find the molecule from a rougher moment vector (and later alternations refit
     the moments from the atoms' own). Chosen on 72 other QM9 molecules of the same sizes
-    (``benchmarks/decode.py --molecules``), not on the 77 the benchmark reports: see the
+    (``benchmarks/qm9_tuning.xyz``), not on the 77 the benchmark reports: see the
     README's decoder section for the numbers. Species in one fingerprint were not measured
     (a pass takes hours), so they keep the default.
     """
