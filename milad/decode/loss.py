@@ -403,6 +403,7 @@ def fit_atoms(
     rows: np.ndarray | None = None,
     window: int = STALL_WINDOW,
     method: str = "svd",
+    floor: float = 1e-14,
 ) -> tuple[np.ndarray, np.ndarray]:
     """LM fit of positions (N, 3) and/or weights (N,) to one or more targets, with the
     repulsion and the unit-sphere wall (when positions are free) and the weight-range penalty
@@ -410,7 +411,8 @@ def fit_atoms(
 
     ``rows`` restricts every target to some of its residuals (moment coordinates or
     invariants); ``window``: the fit ends when its cost fell by less than ``STALL_PROGRESS``
-    over this many evaluations; ``method``: the LM steps (:func:`solve_lm`). Returns the
+    over this many evaluations, or once the RMS residual is below ``floor``; ``method``: the LM
+    steps (:func:`solve_lm`). Returns the
     fitted ``(positions, weights)``; the input arrays are not changed.
     """
     targets = [targets] if isinstance(targets, Target) else list(targets)
@@ -474,7 +476,8 @@ def fit_atoms(
         start.append(positions.ravel())
     if fit_weights:
         start.append(weights)
-    solution = solve_lm(fun, np.concatenate(start), max_nfev, window=window, method=method)
+    solution = solve_lm(fun, np.concatenate(start), max_nfev, window=window, method=method,
+                        floor=floor)
     p, w = unpack(solution)
     return np.array(p), np.array(w, dtype=float)
 

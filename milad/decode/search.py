@@ -40,6 +40,10 @@ MOVES_BELOW = 1e-3  # snapped-species RMSD below which discrete species moves ar
 REFINE_BELOW = 1e-4  # RMSD below which a near solution is converged fully
 REFINE_NFEV = 3000
 REFINE_WINDOW = 100  # the stall window of a refinement (loss.STALL_WINDOW for other fits)
+#: RMS residual at which a refinement ends: a fingerprint RMSD near 1e-12, a million times below
+#: the success threshold, where the Cholesky steps only crawl on (a fifth of a small molecule's
+#: decode time went to refinements before, most of it below this)
+REFINE_FLOOR = 1e-12
 POLISH_NFEV = 300
 #: LM evaluations per Algorithm 1 fit in searches without fitted weights (SearchProblem says why)
 MOMENT_NFEV = 40
@@ -170,13 +174,14 @@ class SearchProblem:
         return Candidate(positions, weights, self.rmsd(positions, weights))
 
     def polish(self, positions, weights, fit_weights: bool, max_nfev: int = POLISH_NFEV,
-               window: int = STALL_WINDOW):
-        """Fit positions (and weights) to the target fingerprint; returns (positions, weights)."""
+               window: int = STALL_WINDOW, floor: float = 1e-14):
+        """Fit positions (and weights) to the target fingerprint, until the RMS residual is
+        below ``floor`` (or the fit stalls); returns (positions, weights)."""
         return self._timed(
             "polish", fit_atoms, self.space, Target("phi", self.target), positions, weights,
             fit_weights=fit_weights, weight_range=self.weight_range, repulsion=self.repulsion,
             cutoff=self.descriptor.cutoff, max_nfev=max_nfev, window=window,
-            method=self.lm_method,
+            method=self.lm_method, floor=floor,
         )
 
     def fit_weights_only(self, positions, weights, max_nfev: int = 400) -> np.ndarray:
@@ -323,7 +328,7 @@ class SearchProblem:
             current = Candidate(positions, mean_weights, math.inf)
         if 0 < best.rmsd < REFINE_BELOW:  # converge a near solution fully (ill-conditioned directions)
             positions, _ = self.polish(best.positions, best.weights, False, max_nfev=REFINE_NFEV,
-                                       window=REFINE_WINDOW)
+                                       window=REFINE_WINDOW, floor=REFINE_FLOOR)
             refined = self.candidate(positions, best.weights)
             if refined.rmsd < best.rmsd:
                 best = refined
