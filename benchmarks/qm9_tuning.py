@@ -13,7 +13,6 @@ benchmark reports stay a test. The shipped file was made with the default seed.
 from __future__ import annotations
 
 import argparse
-import ast
 import collections
 import csv
 import sys
@@ -23,43 +22,45 @@ import numpy as np
 from ase import Atoms
 from ase.io import write
 
-from milad.data import qm9pack_csv_paths, read_qm9_subset
+from milad.data import extract_qm9_subset, qm9pack_csv_paths, read_qm9_subset
 from milad.qm9 import descriptors
+
+DRAWN_PER_MOLECULE = 10  # candidates read per molecule wanted (some lie outside the cutoff)
 
 
 def tuning_molecules(seed: int) -> list[Atoms]:
-    """Other QM9 molecules with the atom counts of the paper's subset, by size then gdb index."""
-    subset = read_qm9_subset()
-    wanted = collections.Counter(len(m) for m in subset)
-    taken = {int(m.info["gdb_index"]) for m in subset}
-    plain, _ = descriptors()
-    rows: dict[int, list[tuple[int, dict]]] = collections.defaultdict(list)
+    """Other QM9 molecules with the atom counts of the paper's subset, by size then QM9 ID."""
+    wanted = collections.Counter(len(m) for m in read_qm9_subset())
+    taken = {int(m.info["qm9_id"]) for m in read_qm9_subset()}
+    paths = qm9pack_csv_paths()
+    by_size = collections.defaultdict(list)  # QM9 IDs of the other molecules, by atom count
     csv.field_size_limit(sys.maxsize)
-    for path in qm9pack_csv_paths():
+    for path in paths:
         with open(path, newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                index = int(row["Index"])
-                size = row["Elements"].count(",") + 1
-                if index not in taken and size in wanted:
-                    rows[size].append((index, row))
+                qm9_id, size = int(row["Index"]) - 1, row["Elements"].count(",") + 1
+                if qm9_id not in taken and size in wanted:
+                    by_size[size].append(qm9_id)
     rng = np.random.default_rng(seed)
-    chosen = []
+    drawn = {}  # per size: candidate IDs in the order drawn
     for size in sorted(wanted):
-        candidates = sorted(rows[size], key=lambda item: item[0])
+        ids = sorted(by_size[size])
+        drawn[size] = [ids[k] for k in rng.permutation(len(ids))][:DRAWN_PER_MOLECULE * wanted[size]]
+    candidates = {int(m.info["qm9_id"]): m for m in
+                  extract_qm9_subset(paths, ids=[i for ids in drawn.values() for i in ids])}
+    plain, _ = descriptors()
+    chosen = []
+    for size, ids in drawn.items():
         kept = []
-        for k in rng.permutation(len(candidates)):
-            if len(kept) == wanted[size]:
-                break
-            index, row = candidates[k]
-            atoms = Atoms(symbols=ast.literal_eval(row["Elements"]),
-                          positions=ast.literal_eval(row["XYZ_Ang"]))
+        for qm9_id in ids:
             try:
-                plain.molecule(atoms)  # inside the cutoff sphere
+                plain.molecule(candidates[qm9_id])  # inside the cutoff sphere
             except ValueError:
                 continue
-            atoms.info.update(qm9_id=index - 1, gdb_index=index, smiles=row["SMILES"])
-            kept.append(atoms)
-        chosen.extend(sorted(kept, key=lambda a: a.info["gdb_index"]))
+            kept.append(candidates[qm9_id])
+            if len(kept) == wanted[size]:
+                break
+        chosen.extend(sorted(kept, key=lambda m: m.info["qm9_id"]))
     return chosen
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numba
@@ -49,6 +50,8 @@ WEIGHT_WALL = 10.0  # stiffness of the penalty keeping weights inside their rang
 #: a fit ends when its cost fell by less than STALL_PROGRESS over STALL_WINDOW evaluations
 STALL_WINDOW = 20
 STALL_PROGRESS = 0.02
+#: RMS residual at which a fit ends by default (the floating-point floor of the fingerprints)
+FLOOR = 1e-14
 
 
 class _Stalled(Exception):
@@ -104,7 +107,7 @@ def _cholesky_lm(residuals_at: Callable, jacobian_at: Callable, x0: np.ndarray, 
 
 
 def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd",
-             floor: float = 1e-14, window: int = STALL_WINDOW,
+             floor: float = FLOOR, window: int = STALL_WINDOW,
              progress: float = STALL_PROGRESS) -> np.ndarray:
     """Levenberg-Marquardt least squares of ``fun(x) -> (residuals, jacobian)``; returns the
     best ``x`` evaluated. ``jacobian`` may be a function of no arguments that forms it: both
@@ -403,7 +406,7 @@ def fit_atoms(
     rows: np.ndarray | None = None,
     window: int = STALL_WINDOW,
     method: str = "svd",
-    floor: float = 1e-14,
+    floor: float = FLOOR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """LM fit of positions (N, 3) and/or weights (N,) to one or more targets, with the
     repulsion and the unit-sphere wall (when positions are free) and the weight-range penalty
@@ -423,35 +426,27 @@ def fit_atoms(
         w = free[3 * n :] if fit_positions else free
         return p, (w if fit_weights else weights)
 
-    def restricted(derivatives, flags):
-        """The derivatives of one target's residuals, restricted to ``rows``."""
-        def block():
-            d_positions, d_weights = derivatives(*flags)
-            if rows is not None:
-                d_positions = None if d_positions is None else d_positions[rows]
-                d_weights = None if d_weights is None else d_weights[rows]
-            return d_positions, d_weights
-        return block
-
     def fun(free):
         """Residuals at ``free`` and a function forming their Jacobian (deferred: a rejected
         LM step never needs it)."""
         p, w = unpack(free)
         n_free = len(free)
         weight_columns = slice(n_free - n, n_free)  # the fitted weights, after the positions
-        blocks = []  # (residuals, () -> (d/dpositions or None, d/dweights or None))
+        # (residuals, () -> (d/dpositions or None, d/dweights or None), restricted to ``rows``)
+        blocks = []
         for target in targets:
             own = target.weights is not None  # fixed weights: no dependence on the fitted ones
             residuals, derivatives = _RESIDUALS[target.kind](
                 space, target.values, p, target.weights if own else w)
             blocks.append((residuals if rows is None else residuals[rows],
-                           restricted(derivatives, (fit_positions, fit_weights and not own))))
+                           partial(derivatives, fit_positions, fit_weights and not own),
+                           rows is not None))
         if fit_positions:
             values, jac_p = position_penalty(p, repulsion, cutoff)
-            blocks.append((values, lambda: (jac_p, None)))
+            blocks.append((values, lambda: (jac_p, None), False))
         if fit_weights and weight_range is not None:
             values, jac_w = weight_penalty(w, *weight_range)
-            blocks.append((values, lambda: (None, jac_w)))
+            blocks.append((values, lambda: (None, jac_w), False))
         residuals = np.concatenate([block[0] for block in blocks])
 
         def jacobian():
@@ -459,13 +454,11 @@ def fit_atoms(
             # depend)
             out = np.zeros((len(residuals), n_free))
             start = 0
-            for values, derivatives in blocks:
+            for values, derivatives, restricted in blocks:
                 stop = start + len(values)
-                d_positions, d_weights = derivatives()
-                if d_positions is not None:
-                    out[start:stop, : 3 * n] = d_positions
-                if d_weights is not None:
-                    out[start:stop, weight_columns] = d_weights
+                for d, columns in zip(derivatives(), (slice(0, 3 * n), weight_columns)):
+                    if d is not None:
+                        out[start:stop, columns] = d[rows] if restricted else d
                 start = stop
             return out
 
@@ -484,7 +477,7 @@ def fit_atoms(
 
 def fit_moments(space: MomentSpace, target: np.ndarray, x: np.ndarray, params: np.ndarray,
                 rows: np.ndarray, scales: np.ndarray, max_nfev: int,
-                floor: float = 1e-14) -> tuple[np.ndarray, float]:
+                floor: float = FLOOR) -> tuple[np.ndarray, float]:
     """LM fit of the moment coordinates ``x[params]`` to the invariants ``rows`` of the
     fingerprint ``target``, residuals divided by ``scales`` (n_inv,), until their RMS is
     below ``floor`` (or the fit stalls); returns the fitted ``x`` and the scaled invariant

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..descriptor import Descriptor
 from .algorithm1 import MAX_NFEV, moments_from_invariants
-from .loss import STALL_WINDOW, RepulsionTerm, Target, fit_atoms, min_distance
+from .loss import FLOOR, STALL_WINDOW, RepulsionTerm, Target, fit_atoms, min_distance
 from .placement import atoms_from_moments
 from .space import moment_space
 
@@ -174,7 +174,7 @@ class SearchProblem:
         return Candidate(positions, weights, self.rmsd(positions, weights))
 
     def polish(self, positions, weights, fit_weights: bool, max_nfev: int = POLISH_NFEV,
-               window: int = STALL_WINDOW, floor: float = 1e-14):
+               window: int = STALL_WINDOW, floor: float = FLOOR):
         """Fit positions (and weights) to the target fingerprint, until the RMS residual is
         below ``floor`` (or the fit stalls); returns (positions, weights)."""
         return self._timed(
