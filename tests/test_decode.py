@@ -366,6 +366,50 @@ def test_atoms_from_exact_moments(plain, qm9):
     assert compare(centred(mol, plain), Atoms(["X"] * len(mol), positions * plain.cutoff)).best < 1e-4
 
 
+@pytest.mark.parametrize("fit_weights", [False, True])
+def test_relocations_taken_apart_give_the_same_atoms(fit_weights, with_species, qm9, rng):
+    """``atoms_from_moments(relocate=False)`` then ``relocate_atoms`` (as the search runs them,
+    trying the atoms in between) is the default ``atoms_from_moments`` to the bit, with and
+    without fitted weights, from moments off a molecule's (as Algorithm 1 leaves them)."""
+    from milad.decode.placement import relocate_atoms
+
+    mol = qm9[11]  # 7 atoms
+    space = moment_space(with_species.invariants)
+    weights = with_species.species.weights_of(mol.get_chemical_symbols())
+    x = space.moments(with_species.molecule_positions(mol) / with_species.cutoff, weights)
+    x = x + rng.normal(0.0, 0.02 * np.abs(x).max(), x.shape)
+    options = dict(weights=np.full(len(mol), weights.mean()), fit_weights=fit_weights,
+                   weight_range=with_species.species.weight_range, n_points=15, lm_method="cholesky")
+    default = atoms_from_moments(x, with_species.invariants, len(mol), **options)
+    unrelocated = atoms_from_moments(x, with_species.invariants, len(mol), relocate=False, **options)
+    options.pop("weights")
+    relocated = relocate_atoms(x, with_species.invariants, *unrelocated, **options)
+    for got, expected in zip(relocated, default):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_the_search_tries_the_atoms_before_relocating_them(plain, qm9, monkeypatch):
+    """A small molecule whose fitted atoms polish onto the fingerprint is decoded without any
+    relocation; with the polish made to miss, the relocations run after it."""
+    import milad.decode.search as search
+
+    relocations = []
+
+    def counted(*args, **kwargs):
+        relocations.append(1)
+        return relocate_atoms(*args, **kwargs)
+
+    from milad.decode.placement import relocate_atoms
+
+    monkeypatch.setattr(search, "relocate_atoms", counted)
+    mol = qm9[5]  # 5 atoms
+    _, result = decode(plain.molecule(mol), plain, len(mol), seed=0, attempts=1, hops=0, max_iterations=1)
+    assert result.success and result.iterations == 1 and not relocations
+    _, result = decode(plain.molecule(mol), plain, len(mol), seed=0, attempts=1, hops=0, max_iterations=1,
+                       tol=1e-300)  # no polish reaches it
+    assert len(relocations) == 1  # one origin in the first iteration
+
+
 @pytest.mark.parametrize("method", ["cholesky", "svd"])
 def test_fit_atoms_polishes_a_perturbed_molecule_onto_its_fingerprint(method, plain, qm9, rng):
     """Both LM step methods take atoms 0.05 A off a molecule back onto its fingerprint (the

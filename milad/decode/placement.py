@@ -15,7 +15,7 @@ from ..invariants import InvariantSet
 from .loss import RepulsionTerm, Target, fit_atoms, min_distance
 from .space import moment_space
 
-__all__ = ["atoms_from_moments", "peak_find"]
+__all__ = ["atoms_from_moments", "peak_find", "relocate_atoms"]
 
 
 def peak_find(
@@ -147,6 +147,7 @@ def atoms_from_moments(
     max_nfev: int = 200,
     greedy_nfev: int = 40,
     lm_method: str = "svd",
+    relocate: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions (cutoff units) and weights of ``n_atoms`` deltas reproducing the moments ``x``.
 
@@ -156,11 +157,16 @@ def atoms_from_moments(
     placement (``greedy_nfev`` evaluations each), which finds much better starts for larger
     molecules. Then positions (and weights with ``fit_weights``, kept in ``weight_range``) are
     fitted by LM to the loss of eq. 36 (moment RMSD plus the repulsion of eq. 35). Up to
-    ``moves`` single-atom relocations (see ``_relocate``) follow while the moment RMSD is not
-    negligible. With ``fit_weights`` and no ``initial_positions`` the positions are found first
-    with the weights held fixed, then positions and weights are fitted together (much more
-    reliable than fitting both from the start). ``lm_method``: the LM steps of every fit
-    (:func:`~milad.decode.loss.solve_lm`).
+    ``moves`` single-atom relocations (:func:`relocate_atoms`) follow while the moment RMSD is
+    not negligible. With ``fit_weights`` and no ``initial_positions`` the positions are found
+    first with the weights held fixed (relocations included), then positions and weights are
+    fitted together (much more reliable than fitting both from the start). ``lm_method``: the
+    LM steps of every fit (:func:`~milad.decode.loss.solve_lm`).
+
+    ``relocate=False`` skips the relocations after the last fit (those of the positions-first
+    fit stay): :func:`relocate_atoms` applied to that result gives the default's, and the
+    search (:mod:`milad.decode.search`) takes the two steps apart to try the atoms before
+    relocating them.
     """
     space = moment_space(invariants)
     if method not in ("greedy", "peaks"):
@@ -168,7 +174,7 @@ def atoms_from_moments(
     if weights is None:
         weights = np.full(n_atoms, space.total_weight(x) / n_atoms)
     weights = np.asarray(weights, dtype=float)
-    r_min = max(min_distance(repulsion) / cutoff, 1e-3)
+    r_min = _exclusion_radius(repulsion, cutoff)
     if initial_positions is None and fit_weights:
         # positions first, with the weights held at their starting values; then both
         initial_positions, weights = atoms_from_moments(
@@ -192,11 +198,43 @@ def atoms_from_moments(
         fit_weights=fit_weights, weight_range=weight_range, repulsion=repulsion, cutoff=cutoff,
         max_nfev=max_nfev, method=lm_method,
     )
-    if moves:
-        grid, basis = space.grid(n_points)
-        positions, weights = _relocate(
-            space, x, positions, weights, grid, basis, moves=moves, fit_weights=fit_weights,
-            weight_range=weight_range, repulsion=repulsion, cutoff=cutoff, r_min=r_min,
-            max_nfev=max_nfev, lm_method=lm_method,
-        )
-    return positions, weights
+    return relocate_atoms(
+        x, invariants, positions, weights, fit_weights=fit_weights, weight_range=weight_range,
+        cutoff=cutoff, repulsion=repulsion, n_points=n_points, moves=moves if relocate else 0,
+        max_nfev=max_nfev, lm_method=lm_method,
+    )
+
+
+def relocate_atoms(
+    x: np.ndarray,
+    invariants: InvariantSet,
+    positions: np.ndarray,
+    weights: np.ndarray,
+    *,
+    fit_weights: bool = False,
+    weight_range: tuple[float, float] | None = None,
+    cutoff: float = 5.0,
+    repulsion: RepulsionTerm | None = RepulsionTerm(),
+    n_points: int = 31,
+    moves: int = 10,
+    max_nfev: int = 200,
+    lm_method: str = "svd",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``moves`` single-atom relocations of atoms already fitted to the moments ``x``
+    (positions (N, 3) in cutoff units, weights (N,)), each a move to the maximum of the residual
+    density followed by a refit, kept when it lowers the moment RMSD (``_relocate``); the other
+    arguments as in :func:`atoms_from_moments`. Returns (positions, weights)."""
+    if not moves:
+        return positions, weights
+    space = moment_space(invariants)
+    grid, basis = space.grid(n_points)
+    return _relocate(
+        space, x, positions, weights, grid, basis, moves=moves, fit_weights=fit_weights,
+        weight_range=weight_range, repulsion=repulsion, cutoff=cutoff,
+        r_min=_exclusion_radius(repulsion, cutoff), max_nfev=max_nfev, lm_method=lm_method,
+    )
+
+
+def _exclusion_radius(repulsion: RepulsionTerm | None, cutoff: float) -> float:
+    """Cutoff units: how far from placed atoms peak finding and relocations look (``r_min``)."""
+    return max(min_distance(repulsion) / cutoff, 1e-3)

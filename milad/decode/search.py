@@ -28,7 +28,7 @@ import numpy as np
 from ..descriptor import Descriptor
 from .algorithm1 import MAX_NFEV, moments_from_invariants
 from .loss import FLOOR, STALL_WINDOW, RepulsionTerm, Target, fit_atoms, min_distance
-from .placement import atoms_from_moments
+from .placement import atoms_from_moments, relocate_atoms
 from .space import moment_space
 
 __all__ = ["Attempt", "Candidate", "SearchProblem", "species_by_enumeration", "species_from_positions"]
@@ -228,8 +228,8 @@ class SearchProblem:
         return fitted, final
 
     def _alternate(self, rng, current: Candidate | None, history, scales, mean_weights):
-        """One moments <-> atoms iteration of Fig. 4 (see ``attempt``); returns polished
-        (positions, weights) and the invariant RMSD of the moments fit."""
+        """One moments <-> atoms iteration of Fig. 4 (see ``attempt``); returns the scored
+        polished atoms (``_score``) and the invariant RMSD of the moments fit."""
         l_values = self.space.l
         l_max = int(l_values.max())
         if current is None:
@@ -248,38 +248,58 @@ class SearchProblem:
             randomise=self.random_moments, scales=scales, l_start=l_start,
             max_nfev=self.moment_nfev,
         )
-        fits = []  # (moment RMSD, positions, weights); the first of equal fits wins
-        for origin in origins:
-            positions, weights = self._timed(
+        settings = dict(fit_weights=self.fit_weights, weight_range=self.weight_range,
+                        cutoff=self.descriptor.cutoff, repulsion=self.repulsion,
+                        n_points=self.n_points, lm_method=self.lm_method)
+        fits = [  # fitted to x, before relocations
+            self._timed(
                 "atoms", atoms_from_moments, x, self.descriptor.invariants, self.n_atoms,
-                weights=mean_weights if origin is None else origin.weights,
-                fit_weights=self.fit_weights, weight_range=self.weight_range,
-                cutoff=self.descriptor.cutoff, repulsion=self.repulsion,
-                n_points=self.n_points, initial_positions=None if origin is None else origin.positions,
-                lm_method=self.lm_method,
+                weights=mean_weights if origin is None else origin.weights, relocate=False,
+                initial_positions=None if origin is None else origin.positions, **settings,
             )
-            fits.append((self.space.moment_rmsd(self.space.moments(positions, weights), x), positions, weights))
-        _, positions, weights = min(fits, key=lambda fit: fit[0])
+            for origin in origins
+        ]
+        # the atoms before relocations are polished first: when they reach the fingerprint
+        # the relocations (most of the atoms stage of a small molecule) are not needed; when
+        # they do not, the iteration goes on exactly as without this try
+        scored = self._score(*self._polished(*self._nearest(x, fits)))
+        if scored[1].rmsd < self.tol:
+            return scored, moment_rmsd
+        relocated = [
+            self._timed("atoms", relocate_atoms, x, self.descriptor.invariants, positions, weights,
+                        **settings)
+            for positions, weights in fits
+        ]
+        return self._score(*self._polished(*self._nearest(x, relocated))), moment_rmsd
+
+    def _nearest(self, x, fits):
+        """The (positions, weights) of ``fits`` whose moments are nearest ``x`` (the first of
+        equal fits)."""
+        return min(fits, key=lambda fit: self.space.moment_rmsd(self.space.moments(*fit), x))
+
+    def _polished(self, positions, weights):
+        """``polish`` with this problem's fitted weights, then ``hand``: (positions, weights)."""
         positions, weights = self.polish(positions, weights, self.fit_weights)
-        return self.hand(positions, weights), weights, moment_rmsd
+        return self.hand(positions, weights), weights
 
     def _hop(self, rng, current: Candidate):
         """Basin hopping: perturb every atom (Gaussian, width drawn from ``HOP_WIDTHS``
-        Angstrom; weights by 0.05) and polish."""
+        Angstrom; weights by 0.05) and polish; returns the scored atoms (``_score``)."""
         width = float(rng.choice(HOP_WIDTHS)) / self.descriptor.cutoff
         positions = current.positions + rng.normal(0.0, width, current.positions.shape)
         weights = current.weights
         if self.fit_weights:
             weights = weights + rng.normal(0.0, 0.05, weights.shape)
-        positions, weights = self.polish(positions, weights, self.fit_weights)
-        return self.hand(positions, weights), weights
+        return self._score(*self._polished(positions, weights))
 
     def attempt(self, rng, max_iterations: int, hops: int) -> Attempt:
         """One attempt of the alternating scheme (Fig. 4) with basin hopping.
 
         Iteration 1: moments from invariants (Algorithm 1) from the moments of random atoms,
         atoms from moments (greedy peak finding, fit, relocations), polish on the fingerprint.
-        Then, while the fingerprint RMSD is above ``tol``: rounds of ``HOPS_PER_ROUND`` basin
+        The fitted atoms are polished and scored before their relocations, which run only when
+        that misses (an iteration that misses then goes on exactly as it would without the
+        try, so an attempt succeeds whenever it did without it). Then, while the fingerprint RMSD is above ``tol``: rounds of ``HOPS_PER_ROUND`` basin
         hops (perturb the best atoms, polish, keep if better; ``hops`` in all) alternate with
         further moments <-> atoms iterations (``max_iterations`` in all). In those, the moments
         are refitted to the invariants starting from the moments of the best atoms so far
@@ -287,7 +307,8 @@ class SearchProblem:
         ``l >= L`` (L random in 3..l_max) are re-randomised first and ``l'`` grows from L, to
         pick another root of the invariant equations (many moment vectors share a fingerprint;
         only a realisable one is sought). Atoms are fitted both from the best atoms and from
-        fresh peak finding, keeping the better fit to the moments, and polished.
+        fresh peak finding, keeping the better fit to the moments (before relocations and
+        after), and polished.
         """
         scales = self.invariant_scales(rng)
         mean_weights = np.full(self.n_atoms, self.mean_weight)
@@ -297,9 +318,9 @@ class SearchProblem:
         moment_rmsd = math.nan
         iterations = hops_done = 0
 
-        def consider(positions, weights):
+        def consider(scored: tuple[Candidate, Candidate]) -> float:
             nonlocal current, best
-            fitted, final = self._score(positions, weights)
+            fitted, final = scored
             if fitted.rmsd < (math.inf if current is None else current.rmsd):
                 current = fitted
             if final.rmsd < best.rmsd:
@@ -308,16 +329,16 @@ class SearchProblem:
 
         while True:
             if iterations < max_iterations:
-                positions, weights, moment_rmsd = self._alternate(rng, current, history, scales, mean_weights)
+                scored, moment_rmsd = self._alternate(rng, current, history, scales, mean_weights)
                 iterations += 1
-                history.append(consider(positions, weights))
+                history.append(consider(scored))
             if best.rmsd < self.tol:
                 break
             round_hops = min(HOPS_PER_ROUND, hops - hops_done) if current is not None else 0
             for _ in range(round_hops):
-                positions, weights = self._timed("hops", self._hop, rng, current)
+                scored = self._timed("hops", self._hop, rng, current)
                 hops_done += 1
-                consider(positions, weights)
+                consider(scored)
                 if best.rmsd < self.tol:
                     break
             if best.rmsd < self.tol or (iterations >= max_iterations and (hops_done >= hops or current is None)):
