@@ -392,14 +392,13 @@ def test_the_search_tries_the_atoms_before_relocating_them(plain, qm9, monkeypat
     """A small molecule whose fitted atoms polish onto the fingerprint is decoded without any
     relocation; with the polish made to miss, the relocations run after it."""
     import milad.decode.search as search
+    from milad.decode.placement import relocate_atoms
 
     relocations = []
 
     def counted(*args, **kwargs):
         relocations.append(1)
         return relocate_atoms(*args, **kwargs)
-
-    from milad.decode.placement import relocate_atoms
 
     monkeypatch.setattr(search, "relocate_atoms", counted)
     mol = qm9[5]  # 5 atoms
