@@ -539,6 +539,34 @@ def test_species_by_enumeration_is_exact_for_small_molecules(with_species, qm9):
         assert species_by_enumeration(problem, positions, budget=5 ** len(mol) - 1) is None
 
 
+def test_mode_two_decodes_the_positions_anew_in_each_attempt(qm9, monkeypatch):
+    """A species fit that misses from decoded positions sends the next attempt back to the
+    positions (they may sit in a near-minimum of the positions fingerprint a hair off the
+    molecule, as CH4's do at seed 0), not to new species starts from the same positions."""
+    import milad.decode.api as api
+    from milad.decode.search import Candidate, SpeciesFit
+
+    plain_paper, species_paper = descriptors()
+    mol = qm9[5]  # CH4
+    positions_decodes = []
+    attempt = SearchProblem.attempt
+
+    def counted(self, *args, **kwargs):
+        positions_decodes.append(1)
+        return attempt(self, *args, **kwargs)
+
+    def missed(problem, positions_problem, positions, rng, starts):
+        weights = problem.snap(np.full(problem.n_atoms, problem.mean_weight))
+        return SpeciesFit(Candidate(positions, weights, 1.0), weights)
+
+    monkeypatch.setattr(SearchProblem, "attempt", counted)
+    monkeypatch.setattr(api, "species_from_positions", missed)
+    _, result = decode(species_paper.molecule(mol), species_paper, len(mol), seed=0, attempts=3,
+                       positions_fingerprint=plain_paper.molecule(mol))
+    assert not result.success and result.attempts == 3 and len(positions_decodes) == 3
+    assert result.positions_rmsd < 1e-6  # the positions themselves were decoded
+
+
 def test_species_of_known_positions_escape_the_weight_fits_local_minimum(qm9):
     """QM9 23 (HC3N, linear) with the paper's species weights: at seed 1 every continuous
     weight fit from known positions ends at RMSD 0.012 with wrong species; the enumeration
