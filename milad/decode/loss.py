@@ -415,8 +415,8 @@ def fit_atoms(
     ``rows`` restricts every target to some of its residuals (moment coordinates or
     invariants); ``window``: the fit ends when its cost fell by less than ``STALL_PROGRESS``
     over this many evaluations, or once the RMS residual is below ``floor``; ``method``: the LM
-    steps (:func:`solve_lm`). Returns the
-    fitted ``(positions, weights)``; the input arrays are not changed.
+    steps (:func:`solve_lm`). Returns the fitted ``(positions, weights)``; the input arrays are
+    not changed.
     """
     targets = [targets] if isinstance(targets, Target) else list(targets)
     n = len(positions)
