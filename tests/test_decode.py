@@ -409,6 +409,35 @@ def test_the_search_tries_the_atoms_before_relocating_them(plain, qm9, monkeypat
     assert len(relocations) == 1  # one origin in the first iteration
 
 
+def test_the_floor_of_the_positions_fits_changes_no_decision(plain, qm9, monkeypatch):
+    """Fits of positions to the fingerprint end at ``tol * FLOOR_MARGIN``: a decode that needs
+    two moments <-> atoms iterations makes the same iterations with the floor as with fits run
+    on to 1e-14, and succeeds as it did, in fewer LM evaluations."""
+    import milad.decode.loss as loss
+    import milad.decode.search as search
+
+    mol = qm9[22]  # QM9 29, 10 atoms: two iterations at this seed
+    evaluations = []
+    solve_lm = loss.solve_lm
+
+    def counted(fun, x0, max_nfev, **kwargs):
+        def fun_counted(x):
+            evaluations[-1] += 1
+            return fun(x)
+        return solve_lm(fun_counted, x0, max_nfev, **kwargs)
+
+    monkeypatch.setattr(loss, "solve_lm", counted)
+    results = []
+    for margin in (search.FLOOR_MARGIN, 1e-8):  # the default, then a floor of 1e-14
+        monkeypatch.setattr(search, "FLOOR_MARGIN", margin)
+        evaluations.append(0)
+        results.append(decode(plain.molecule(mol), plain, len(mol), seed=29, attempts=1)[1])
+    floored, unfloored = results
+    assert floored.success and unfloored.success
+    assert floored.iterations == unfloored.iterations == 2
+    assert evaluations[0] < evaluations[1], evaluations
+
+
 @pytest.mark.parametrize("method", ["cholesky", "svd"])
 def test_fit_atoms_polishes_a_perturbed_molecule_onto_its_fingerprint(method, plain, qm9, rng):
     """Both LM step methods take atoms 0.05 A off a molecule back onto its fingerprint (the

@@ -149,6 +149,10 @@ def decode(
     ``positions_fingerprint`` of the same molecule with all weights 1); by default
     ``"positions"`` without a species map, ``"two"`` when ``positions_fingerprint`` is given,
     else ``"single"``.
+    tol: the success threshold of the fingerprint RMSD. Fits of positions to the fingerprint
+    end once their RMS residual is ``tol * 1e-4`` (:data:`milad.decode.search.FLOOR_MARGIN`),
+    so a successful decode returns atoms at about that RMSD or below (ask for a smaller
+    ``tol`` to converge further).
     attempts: new random starts while the fingerprint RMSD stays >= ``tol`` (in mode "two" each
     attempt decodes the positions anew: when the species miss from positions that reach the
     positions fingerprint, those positions are likely a near-minimum a hair off the molecule:

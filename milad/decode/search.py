@@ -40,10 +40,17 @@ MOVES_BELOW = 1e-3  # snapped-species RMSD below which discrete species moves ar
 REFINE_BELOW = 1e-4  # RMSD below which a near solution is converged fully
 REFINE_NFEV = 3000
 REFINE_WINDOW = 100  # the stall window of a refinement (loss.STALL_WINDOW for other fits)
-#: RMS residual at which a refinement ends: a fingerprint RMSD near 1e-12, a million times below
-#: the success threshold, where the Cholesky steps only crawl on (a fifth of a small molecule's
-#: decode time went to refinements before, most of it below this)
-REFINE_FLOOR = 1e-12
+#: fits of positions to the fingerprint (polishes, refinements, mode two's joint polish) end
+#: once their RMS residual is this fraction of the success threshold ``tol`` (1e-10 for the
+#: default 1e-6). Near a root the LM steps often converge only linearly (the Jacobian's
+#: smallest singular values shrink with the residual): a polish of a 9-atom molecule took 70
+#: evaluations from 1e-8 to 1e-10 and 130 more towards 1e-14, and the refinement of an attempt
+#: that had already succeeded up to 1,700 evaluations from 1e-9 to 1e-12. With the weights
+#: held, a fit that reaches this floor has succeeded, and one that does not takes the same
+#: path as without the floor: every decision of the search is the one it made before. Fits
+#: that free the weights (mode single) keep ``loss.FLOOR``: continuous weights can fit the
+#: fingerprint of wrong species, so reaching a floor decides nothing there.
+FLOOR_MARGIN = 1e-4
 POLISH_NFEV = 300
 #: LM evaluations per Algorithm 1 fit in searches without fitted weights (SearchProblem says why)
 MOMENT_NFEV = 40
@@ -173,15 +180,21 @@ class SearchProblem:
     def candidate(self, positions, weights) -> Candidate:
         return Candidate(positions, weights, self.rmsd(positions, weights))
 
+    @property
+    def floor(self) -> float:
+        """RMS residual at which fits of positions to the fingerprint end (``FLOOR_MARGIN``)."""
+        return self.tol * FLOOR_MARGIN
+
     def polish(self, positions, weights, fit_weights: bool, max_nfev: int = POLISH_NFEV,
-               window: int = STALL_WINDOW, floor: float = FLOOR):
+               window: int = STALL_WINDOW):
         """Fit positions (and weights) to the target fingerprint, until the RMS residual is
-        below ``floor`` (or the fit stalls); returns (positions, weights)."""
+        below ``floor`` (``loss.FLOOR`` with ``fit_weights``) or the fit stalls; returns
+        (positions, weights)."""
         return self._timed(
             "polish", fit_atoms, self.space, Target("phi", self.target), positions, weights,
             fit_weights=fit_weights, weight_range=self.weight_range, repulsion=self.repulsion,
             cutoff=self.descriptor.cutoff, max_nfev=max_nfev, window=window,
-            method=self.lm_method, floor=floor,
+            method=self.lm_method, floor=FLOOR if fit_weights else self.floor,
         )
 
     def fit_weights_only(self, positions, weights, max_nfev: int = 400) -> np.ndarray:
@@ -347,9 +360,9 @@ class SearchProblem:
             positions, _ = random_configuration(rng, self.n_atoms, self.radius, 0.0, [1.0])
             best = Candidate(positions, mean_weights if not self.fit_weights else self.snap(mean_weights), math.inf)
             current = Candidate(positions, mean_weights, math.inf)
-        if 0 < best.rmsd < REFINE_BELOW:  # converge a near solution fully (ill-conditioned directions)
+        if self.floor < best.rmsd < REFINE_BELOW:  # converge a near solution (ill-conditioned directions)
             positions, _ = self.polish(best.positions, best.weights, False, max_nfev=REFINE_NFEV,
-                                       window=REFINE_WINDOW, floor=REFINE_FLOOR)
+                                       window=REFINE_WINDOW)
             refined = self.candidate(positions, best.weights)
             if refined.rmsd < best.rmsd:
                 best = refined
@@ -498,7 +511,7 @@ def species_from_positions(problem: SearchProblem, positions_problem: SearchProb
         joint = fit_atoms(
             problem.space, [Target("phi", positions_problem.target, ones), Target("phi", problem.target, best.weights)],
             best.positions, best.weights, repulsion=problem.repulsion, cutoff=problem.descriptor.cutoff,
-            max_nfev=REFINE_NFEV, window=REFINE_WINDOW,
+            max_nfev=REFINE_NFEV, window=REFINE_WINDOW, floor=problem.floor,
         )[0]
         joint_rmsd = problem.rmsd(joint, best.weights)
         if max(joint_rmsd, positions_problem.rmsd(joint, ones)) < max(best.rmsd, positions_problem.rmsd(best.positions, ones)):
