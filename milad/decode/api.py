@@ -151,8 +151,8 @@ def decode(
     else ``"single"``.
     tol: the success threshold of the fingerprint RMSD. Fits of positions to the fingerprint
     end once their RMS residual is ``tol * 1e-4`` (:data:`milad.decode.search.FLOOR_MARGIN`),
-    so a successful decode returns atoms at about that RMSD or below (ask for a smaller
-    ``tol`` to converge further).
+    so a successful decode returns atoms at a fingerprint RMSD of about ``tol * 1e-3`` (1e-9
+    by default) or below; ask for a smaller ``tol`` to converge further.
     attempts: new random starts while the fingerprint RMSD stays >= ``tol`` (in mode "two" each
     attempt decodes the positions anew: when the species miss from positions that reach the
     positions fingerprint, those positions are likely a near-minimum a hair off the molecule:

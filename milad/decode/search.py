@@ -42,7 +42,9 @@ REFINE_NFEV = 3000
 REFINE_WINDOW = 100  # the stall window of a refinement (loss.STALL_WINDOW for other fits)
 #: fits of positions to the fingerprint (polishes, refinements, mode two's joint polish) end
 #: once their RMS residual is this fraction of the success threshold ``tol`` (1e-10 for the
-#: default 1e-6). Near a root the LM steps often converge only linearly (the Jacobian's
+#: default 1e-6; the residuals are the fingerprint's differences over sqrt(n_inv) and one
+#: penalty per atom, so that is a fingerprint RMSD of about 1.1e-9 for the n_max = 7 set,
+#: ``SearchProblem.floor_rmsd``). Near a root the LM steps often converge only linearly (the Jacobian's
 #: smallest singular values shrink with the residual): a polish of a 9-atom molecule took 70
 #: evaluations from 1e-8 to 1e-10 and 130 more towards 1e-14, and the refinement of an attempt
 #: that had already succeeded up to 1,700 evaluations from 1e-9 to 1e-12. With the weights
@@ -184,6 +186,12 @@ class SearchProblem:
     def floor(self) -> float:
         """RMS residual at which fits of positions to the fingerprint end (``FLOOR_MARGIN``)."""
         return self.tol * FLOOR_MARGIN
+
+    @property
+    def floor_rmsd(self) -> float:
+        """The fingerprint RMSD at which a polish reaches ``floor`` (its n_inv + N residuals,
+        the atoms' penalties zero): attempts that succeed above it are refined down to it."""
+        return self.floor * math.sqrt(len(self.target) + self.n_atoms)
 
     def polish(self, positions, weights, fit_weights: bool, max_nfev: int = POLISH_NFEV,
                window: int = STALL_WINDOW):
@@ -360,7 +368,7 @@ class SearchProblem:
             positions, _ = random_configuration(rng, self.n_atoms, self.radius, 0.0, [1.0])
             best = Candidate(positions, mean_weights if not self.fit_weights else self.snap(mean_weights), math.inf)
             current = Candidate(positions, mean_weights, math.inf)
-        if self.floor < best.rmsd < REFINE_BELOW:  # converge a near solution (ill-conditioned directions)
+        if self.floor_rmsd < best.rmsd < REFINE_BELOW:  # converge a near solution (ill-conditioned directions)
             positions, _ = self.polish(best.positions, best.weights, False, max_nfev=REFINE_NFEV,
                                        window=REFINE_WINDOW)
             refined = self.candidate(positions, best.weights)
