@@ -428,7 +428,7 @@ def test_the_floor_of_the_positions_fits_changes_no_decision(plain, qm9, monkeyp
 
     monkeypatch.setattr(loss, "solve_lm", counted)
     results = []
-    for margin in (search.FLOOR_MARGIN, 1e-8):  # the default, then a floor of 1e-14
+    for margin in (search.FLOOR_MARGIN, 1e-8):  # the default, then a floor of 1e-14 (loss.FLOOR)
         monkeypatch.setattr(search, "FLOOR_MARGIN", margin)
         evaluations.append(0)
         results.append(decode(plain.molecule(mol), plain, len(mol), seed=29, attempts=1)[1])

@@ -150,9 +150,9 @@ def decode(
     ``"positions"`` without a species map, ``"two"`` when ``positions_fingerprint`` is given,
     else ``"single"``.
     tol: the success threshold of the fingerprint RMSD. Fits of positions to the fingerprint
-    end once their RMS residual is ``tol * 1e-4`` (:data:`milad.decode.search.FLOOR_MARGIN`),
-    so a successful decode returns atoms at a fingerprint RMSD of about ``tol * 1e-3`` (1e-9
-    by default) or below; ask for a smaller ``tol`` to converge further.
+    end once their RMS residual is ``tol * 1e-6`` (:data:`milad.decode.search.FLOOR_MARGIN`),
+    so a successful decode returns atoms at a fingerprint RMSD of about ``tol * 1e-5`` (1e-11
+    by default) or below, unless its fits stall sooner.
     attempts: new random starts while the fingerprint RMSD stays >= ``tol`` (in mode "two" each
     attempt decodes the positions anew: when the species miss from positions that reach the
     positions fingerprint, those positions are likely a near-minimum a hair off the molecule:
