@@ -41,19 +41,14 @@ REFINE_BELOW = 1e-4  # RMSD below which a near solution is converged fully
 REFINE_NFEV = 3000
 REFINE_WINDOW = 100  # the stall window of a refinement (loss.STALL_WINDOW for other fits)
 #: fits of positions to the fingerprint (polishes, refinements, mode two's joint polish) end
-#: once their RMS residual is this fraction of the success threshold ``tol`` (1e-12 for the
-#: default 1e-6; the residuals are the fingerprint's differences over sqrt(n_inv) and one
-#: penalty per atom, so that is a fingerprint RMSD of about 1.1e-11 for the n_max = 7 set,
-#: ``SearchProblem.floor_rmsd``), where the refinement used to end (its ``REFINE_FLOOR``)
-#: while the polishes ran on towards 1e-14. Near a root the LM steps often converge only
-#: linearly (the Jacobian's smallest singular values shrink with the residual), so each
-#: decade costs tens of evaluations. With the weights held, a fit that reaches this floor has
-#: succeeded, and one that does not takes the same path as without the floor: every decision
-#: of the search is the one it made before. A floor at 1e-4 of ``tol`` saved 17 % of the
-#: evaluations of the 3-9 atom decodes, but left the decoded structures ten times further
-#: from the molecules (median 3e-4 A instead of 2e-5 A; README). Fits that free the weights
-#: (mode single) keep ``loss.FLOOR``: continuous weights can fit the fingerprint of wrong
-#: species, so reaching a floor decides nothing there.
+#: once their RMS residual is this fraction of the success threshold ``tol`` (1e-12 by default,
+#: a fingerprint RMSD of about 1.1e-11: ``SearchProblem.floor_rmsd``). Near a root the LM
+#: steps often converge only linearly, so each decade below costs tens of evaluations. With
+#: the weights held, a fit that reaches the floor has succeeded and one that does not takes
+#: the path it took without it, so no decision of the search depends on it; the value keeps
+#: the decoded structures as accurate as before (a floor at 1e-4 of ``tol`` left them ten
+#: times further off: README). Fits that free the weights (mode single) keep ``loss.FLOOR``:
+#: continuous weights can fit the fingerprint of wrong species, so a floor decides nothing there.
 FLOOR_MARGIN = 1e-6
 POLISH_NFEV = 300
 #: LM evaluations per Algorithm 1 fit in searches without fitted weights (SearchProblem says why)
