@@ -56,6 +56,12 @@ def test_moment_space_matches_the_encoder(plain, rng):
     assert space.n_params == 120 and space.n_moments == 120
     x = rng.normal(size=space.n_params)
     np.testing.assert_allclose(space.omega(x), space.A @ x, atol=1e-15)
+    # the compiled omega gives the floats (and signs of zeros) of the numpy expression, batched
+    batch = rng.normal(size=(2, 3, space.n_params))
+    batch[0, 1, ::5] = 0.0
+    numpy_omega = space._c1 * batch[..., space._p1] + space._c2 * batch[..., space._p2]
+    assert space.omega(batch).shape == (2, 3, 120)
+    assert space.omega(batch).tobytes() == numpy_omega.tobytes()
     positions = rng.uniform(-0.4, 0.4, size=(6, 3))
     weights = rng.uniform(1.0, 2.0, size=6)
     omega = zernike_moments(geometric_moments(positions, weights, 7), 7)

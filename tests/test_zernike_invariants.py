@@ -361,6 +361,30 @@ def test_jacobian_matches_finite_differences_of_moments(rng, zernike_set_7):
     np.testing.assert_allclose(d_imag, -jac.imag, rtol=0, atol=1e-7 * scale)
 
 
+def test_jacobian_is_the_padded_term_by_term_product_to_the_bit(rng, zernike_set_7):
+    """The kernel skips the padding factors of low-degree terms; every entry must still be
+    the float of the plain rule: for each term in order and each factor j (padding included),
+    add ``(1 + 0j) * c`` times the other factors, left to right, to column j."""
+    inv = zernike_set_7
+    moments = rng.normal(size=120) + 1j * rng.normal(size=120)
+    moments[rng.integers(0, 120, 8)] = 0.0  # exact zeros, where signs of zero could differ
+    rows = np.array([0, 5, 40, 116, 77])
+    extended = [complex(z) for z in moments] + [1 + 0j]
+    expected = np.zeros((len(rows), 121), dtype=complex)
+    for r, i in enumerate(rows):
+        for t in range(inv._term_start[i], inv._term_start[i + 1]):
+            factors = inv._factors[t]
+            for j in range(len(factors)):
+                value = (1 + 0j) * float(inv._coefficients[t])
+                for k, f in enumerate(factors):
+                    if k != j:
+                        value *= extended[f]
+                expected[r, factors[j]] += value
+    got = inv.jacobian(moments, rows)
+    assert got.shape == (len(rows), 120)
+    assert got.tobytes() == expected[:, :120].tobytes()
+
+
 @pytest.mark.parametrize("gaussian", [False, True], ids=["delta", "gaussian"])
 def test_fingerprint_derivatives_through_positions_and_weights(rng, zernike_set_7, gaussian):
     """Phi(r, w) = evaluate(T @ m(r, w)) against Re(J @ T @ dm) with dm from the moments module."""

@@ -70,7 +70,6 @@ def _cholesky_lm(residuals_at: Callable, jacobian_at: Callable, x0: np.ndarray, 
     nfev = 1
     cost = float(residuals @ residuals)
     scale = np.zeros(len(x))
-    diagonal = np.arange(len(x)) * (len(x) + 1)  # flat indices of a (P, P) matrix's diagonal
     mu, growth = 1e-3, 2.0
     while nfev < max_nfev:
         scale = np.maximum(scale, np.sqrt(np.einsum("ij,ij->j", jacobian, jacobian)))
@@ -80,11 +79,11 @@ def _cholesky_lm(residuals_at: Callable, jacobian_at: Callable, x0: np.ndarray, 
         gradient = scaled.T @ residuals
         while nfev < max_nfev:
             damped = normal.copy()
-            damped.flat[diagonal] += mu  # normal + mu I (adding the zeros changes nothing)
+            damped.reshape(-1)[:: len(x) + 1] += mu  # normal + mu I, on a view of the diagonal
             # the transpose (normal is symmetric to the bit) is the Fortran array LAPACK
             # factorises in place
             factor, step, info = dposv(damped.T, -gradient, lower=0, overwrite_a=1, overwrite_b=1)
-            if info == 0 and np.all(np.isfinite(step)):
+            if info == 0 and np.isfinite(step).all():
                 # one refinement step, its residual formed with ``scaled`` itself (Bjorck's
                 # corrected semi-normal equations)
                 correction = -(scaled.T @ (residuals + scaled @ step) + mu * step)

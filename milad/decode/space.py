@@ -72,6 +72,8 @@ class MomentSpace:
         self._p2 = np.array([cols[-1] for cols in nonzero])
         self._c1 = A[np.arange(len(index)), self._p1]
         self._c2 = np.where(self._p2 != self._p1, A[np.arange(len(index)), self._p2], 0)
+        self._omega_terms = (self._p1, self._p2, self._c1.real.copy(), self._c1.imag.copy(),
+                             self._c2.real.copy(), self._c2.imag.copy())
         self.R = np.array(
             [transform[k].real if part == 0 else transform[k].imag for k, part in columns]
         )
@@ -131,7 +133,10 @@ class MomentSpace:
     def omega(self, x: np.ndarray) -> np.ndarray:
         """Complex moments ``A @ x``."""
         x = np.asarray(x)
-        return self._c1 * x[..., self._p1] + self._c2 * x[..., self._p2]
+        if x.dtype != np.float64:
+            return self._c1 * x[..., self._p1] + self._c2 * x[..., self._p2]
+        flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        return _omega(flat, *self._omega_terms).reshape(*x.shape[:-1], len(self._p1))
 
     def phi(self, x: np.ndarray, rows=None) -> np.ndarray:
         """Invariants of ``x`` (all, or those of the indices ``rows``)."""
@@ -277,6 +282,22 @@ def _real_chain_two(jacobian, first, a_real, a_imag, second, b_real, b_imag):
             v = jacobian[i, second[p]]
             out[i, p] = (u.real * a_real[p] - u.imag * a_imag[p]) + (
                 v.real * b_real[p] - v.imag * b_imag[p])
+    return out
+
+
+@numba.njit(cache=True)
+def _omega(x, p1, p2, c1_real, c1_imag, c2_real, c2_imag):
+    """``c1 * x[p1] + c2 * x[p2]`` (B, K) for real ``x`` (B, P), with numpy's complex
+    products by ``x + 0j`` written out (the same floats, signs of zeros included), without
+    the expression's gathered and promoted temporaries."""
+    out = np.empty((x.shape[0], p1.shape[0]), dtype=np.complex128)
+    for b in range(x.shape[0]):
+        for k in range(p1.shape[0]):
+            u = x[b, p1[k]]
+            v = x[b, p2[k]]
+            real = (c1_real[k] * u - c1_imag[k] * 0.0) + (c2_real[k] * v - c2_imag[k] * 0.0)
+            imag = (c1_real[k] * 0.0 + c1_imag[k] * u) + (c2_real[k] * 0.0 + c2_imag[k] * v)
+            out[b, k] = complex(real, imag)
     return out
 
 

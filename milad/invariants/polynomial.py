@@ -184,23 +184,51 @@ def _evaluate_real_blocked(moments, factors, lengths, coefficients, term_start, 
 
 
 @numba.njit(cache=True)
-def _jacobian(moments, factors, coefficients, term_start, rows):
-    """dI/d(moment) of the invariants ``rows``, (B, len(rows), K + 1) with the padding
-    column last; every entry sums its terms in term order."""
+def _jacobian(moments, factors, lengths, coefficients, term_start, rows):
+    """dI/d(moment) of the invariants ``rows``, (B, len(rows), K) for the extended moments
+    (B, K + 1); every entry sums its terms in term order. A term's derivative by its factor
+    ``j`` is ``c`` times its other factors, multiplied left to right; the padding factors (the
+    trailing 1 of the extended moments) are skipped: a product with ``1 + 0j`` changes at most
+    the sign of a zero, which a sum started at +0 does not keep, so the sums are the floats of
+    the full padded products."""
     n_batch, n_ext = moments.shape
-    degree = factors.shape[1]
-    out = np.zeros((n_batch, rows.shape[0], n_ext), dtype=moments.dtype)
+    out = np.zeros((n_batch, rows.shape[0], n_ext - 1), dtype=moments.dtype)
     for b in range(n_batch):
         row = moments[b]
         for r in range(rows.shape[0]):
             i = _check_row(rows[r], term_start)
+            target = out[b, r]
             for t in range(term_start[i], term_start[i + 1]):
-                for j in range(degree):
-                    value = row[n_ext - 1] * coefficients[t]  # row[-1] == 1, fixes the dtype
-                    for k in range(degree):
-                        if k != j:
-                            value *= row[factors[t, k]]
-                    out[b, r, factors[t, j]] += value
+                d = lengths[t]
+                c = coefficients[t]
+                f0 = factors[t, 0]
+                if d == 3:
+                    f1 = factors[t, 1]
+                    f2 = factors[t, 2]
+                    ca = c * row[f0]
+                    target[f0] += (c * row[f1]) * row[f2]
+                    target[f1] += ca * row[f2]
+                    target[f2] += ca * row[f1]
+                elif d == 4:
+                    f1 = factors[t, 1]
+                    f2 = factors[t, 2]
+                    f3 = factors[t, 3]
+                    ca = c * row[f0]
+                    cab = ca * row[f1]
+                    target[f0] += ((c * row[f1]) * row[f2]) * row[f3]
+                    target[f1] += (ca * row[f2]) * row[f3]
+                    target[f2] += cab * row[f3]
+                    target[f3] += cab * row[f2]
+                elif d == 1:
+                    target[f0] += row[n_ext - 1] * c
+                else:
+                    for j in range(d):
+                        first = 1 if j == 0 else 0
+                        value = c * row[factors[t, first]]
+                        for k in range(first + 1, d):
+                            if k != j:
+                                value *= row[factors[t, k]]
+                        target[factors[t, j]] += value
     return out
 
 
@@ -714,8 +742,10 @@ class InvariantSet:
             )
         lead = moments.shape[:-1]
         dtype = complex if np.iscomplexobj(moments) or self.chiral else float
-        flat = moments.reshape(-1, self.n_moments).astype(dtype, copy=False)
-        ext = np.concatenate([flat, np.ones((flat.shape[0], 1), dtype=dtype)], axis=1)
+        flat = moments.reshape(-1, self.n_moments)
+        ext = np.empty((flat.shape[0], self.n_moments + 1), dtype=dtype)
+        ext[:, : self.n_moments] = flat
+        ext[:, self.n_moments] = 1.0
         return ext, lead
 
     def evaluate(self, moments: np.ndarray, rows=None) -> np.ndarray:
@@ -758,8 +788,9 @@ class InvariantSet:
         """
         ext, lead = self._extended(moments)
         rows = self._rows(rows)
-        values = _jacobian(ext, self._factors, self._coefficients, self._term_start, rows)
-        return values[:, :, :self.n_moments].reshape(*lead, len(rows), self.n_moments)
+        values = _jacobian(ext, self._factors, self._lengths, self._coefficients,
+                           self._term_start, rows)
+        return values.reshape(*lead, len(rows), self.n_moments)
 
     def chained_jacobian(self, moments: np.ndarray, chain) -> np.ndarray:
         """``Re(jacobian(moments) @ chain)`` without forming the dense Jacobian.
