@@ -417,14 +417,14 @@ def test_the_search_tries_the_atoms_before_relocating_them(plain, qm9, monkeypat
 
 def test_the_floor_of_the_positions_fits_changes_no_decision(plain, qm9, monkeypatch):
     """Fits of positions to the fingerprint end at ``tol * FLOOR_MARGIN``: a decode that needs
-    two moments <-> atoms iterations makes the same iterations with the floor as with fits run
-    on to 1e-14, and succeeds as it did, in fewer LM evaluations."""
+    basin hops makes the same iterations and hops with the floor as with fits run on to 1e-14,
+    and succeeds as it did, in fewer LM evaluations."""
     import milad.decode.loss as loss
     import milad.decode.search as search
 
-    mol = qm9[22]  # QM9 29, 10 atoms: two iterations at this seed
-    evaluations = []
-    solve_lm = loss.solve_lm
+    mol = qm9[4]  # QM9 5, H2CO: one iteration and then basin hops at this seed
+    evaluations, hops = [], []
+    solve_lm, hop = loss.solve_lm, search.SearchProblem._hop
 
     def counted(fun, x0, max_nfev, **kwargs):
         def fun_counted(x):
@@ -432,15 +432,23 @@ def test_the_floor_of_the_positions_fits_changes_no_decision(plain, qm9, monkeyp
             return fun(x)
         return solve_lm(fun_counted, x0, max_nfev, **kwargs)
 
+    def counted_hop(self, *args):
+        hops[-1] += 1
+        return hop(self, *args)
+
     monkeypatch.setattr(loss, "solve_lm", counted)
+    monkeypatch.setattr(search.SearchProblem, "_hop", counted_hop)
     results = []
     for margin in (search.FLOOR_MARGIN, 1e-8):  # the default, then a floor of 1e-14 (loss.FLOOR)
         monkeypatch.setattr(search, "FLOOR_MARGIN", margin)
         evaluations.append(0)
-        results.append(decode(plain.molecule(mol), plain, len(mol), seed=29, attempts=1)[1])
+        hops.append(0)
+        results.append(decode(plain.molecule(mol), plain, len(mol), seed=2, attempts=1)[1])
     floored, unfloored = results
     assert floored.success and unfloored.success
-    assert floored.iterations == unfloored.iterations == 2
+    assert floored.iterations == unfloored.iterations == 1
+    assert hops[0] == hops[1] > 0, hops
+    assert floored.moment_rmsd == unfloored.moment_rmsd
     assert evaluations[0] < evaluations[1], evaluations
 
 

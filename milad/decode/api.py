@@ -160,7 +160,8 @@ def decode(
     three seeds); max_iterations:
     moments <-> atoms alternations per attempt; hops: basin hops per attempt (perturb the best
     atoms and polish, in rounds of 10 between alternations); max_retries: LM fits per ``l'``
-    in Algorithm 1.
+    in Algorithm 1 (without fitted weights the first alternation's ladder fits each ``l'``
+    once: :class:`~milad.decode.search.SearchProblem`).
     symbol: chemical symbol of the atoms when decoding positions only.
     positions: species mode "two" only: (n_atoms, 3) positions in Angstrom already decoded from
     ``positions_fingerprint`` (e.g. by an earlier ``decode`` in mode "positions"); only the
