@@ -64,7 +64,7 @@ def test_shipped_set_10_begins_with_the_set_7(rng):
     assert_invariant(value_10[:117], value_7, rtol=1e-12)
 
 
-# n_max = 10 needs about 1 min of CPU and 1.4 GB (95 to 220 s on a busy machine), n_max = 7 about 5 s
+# n_max = 10 needs about 1 min of CPU and 1.4 GB (63 s on an idle machine, more on a busy one), n_max = 7 about 4 s
 @pytest.mark.slow
 @pytest.mark.parametrize("n_max", shipped_orders())
 def test_shipped_set_is_regenerated_exactly(n_max):

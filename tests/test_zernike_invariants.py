@@ -560,3 +560,20 @@ def test_pozdnyakov_pair_is_separated_only_by_nu_4(zernike_set_7):
     # 8 of the 9 (the reason for the ninth, and the largest difference: test_plots.py)
     assert len(difference) == 9
     assert np.sum(difference > 1e-6) == 8
+
+
+def test_normal_form_identifies_exactly_the_proportional_polynomials():
+    """The deduplication key of the candidates: equal for a polynomial and any non-zero
+    rational multiple of it (negative ones included), different when one coefficient or one
+    term differs."""
+    from milad.invariants.zernike import _normal_form
+
+    poly = {(0, 1): Fraction(3, 4), (2, 2): Fraction(-5, 6), (1, 3): Fraction(7, 10)}
+    key = _normal_form(poly)
+    for factor in (Fraction(1), Fraction(-2, 3), Fraction(12), Fraction(-1, 35)):
+        assert _normal_form({k: factor * v for k, v in poly.items()}) == key
+    assert _normal_form({**poly, (1, 3): Fraction(7, 11)}) != key
+    assert _normal_form({**poly, (3, 3): Fraction(1)}) != key
+    assert _normal_form({k: v for k, v in poly.items() if k != (2, 2)}) != key
+    # the first term (lowest key) is positive in the key: coprime integers 45, -50, 42
+    assert key == frozenset({((0, 1), 45), ((2, 2), -50), ((1, 3), 42)})

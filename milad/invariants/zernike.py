@@ -104,9 +104,10 @@ def _couple(a: list, la: int, b: list, lb: int, L: int) -> list:
             if not weight:
                 continue
             for key_a, value_a in a[ma + la].items():
+                weighted = weight * value_a  # exact: the same sums in any grouping
                 for key_b, value_b in b[M - ma + lb].items():
                     key = tuple(sorted(key_a + key_b))
-                    poly[key] = poly.get(key, 0) + weight * value_a * value_b
+                    poly[key] = poly.get(key, 0) + weighted * value_b
         out.append({k: v for k, v in poly.items() if v})
     return out
 
@@ -182,8 +183,15 @@ def _expand(coupler: _Coupler, recipe: tuple) -> tuple[dict, Fraction]:
 
 
 def _normal_form(poly: dict) -> frozenset:
-    first = poly[min(poly)]
-    return frozenset((k, v / first) for k, v in poly.items())
+    """A key shared exactly by the polynomials proportional to ``poly``: its coefficients as
+    coprime integers, the first term's (lowest key) positive. Integer gcds instead of a
+    Fraction division per term."""
+    common = math.lcm(*(v.denominator for v in poly.values()))
+    integers = {k: v.numerator * (common // v.denominator) for k, v in poly.items()}
+    divisor = math.gcd(*integers.values())
+    if integers[min(integers)] < 0:
+        divisor = -divisor
+    return frozenset((k, v // divisor) for k, v in integers.items())
 
 
 def candidate_invariants(
