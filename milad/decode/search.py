@@ -126,9 +126,9 @@ class SearchProblem:
     almost always end at their budget above the tolerance (142 of 146 in 15 tuning decodes of
     10-19 atoms), so a retry from a re-randomised block mostly doubles a crawl that the fits of
     atoms do not need for a small molecule; later alternations, which harder molecules reach,
-    keep the retries. Chosen on the tuning set (seeds 0-4, against retries everywhere: 357 against 356
-    decoded, median 3-9 atoms 0.34 s against 0.45 s, decode CPU 1,350 s against 1,365 s);
-    one fit per ``l'`` in every call was also tried there and cost more CPU (1,421 s).
+    keep the retries. Chosen on the tuning set (seeds 0-4, against retries everywhere: 357
+    against 356 decoded, median 3-9 atoms 0.34 s against 0.45 s, decode CPU 1,350 s against
+    1,365 s); one fit per ``l'`` in every call was also tried there and cost more CPU (1,422 s).
     """
 
     def __init__(self, descriptor: Descriptor, target: np.ndarray, n_atoms: int,
