@@ -177,8 +177,8 @@ def decode_chirality(
     descriptor: Mapping[str, Any] = DECODING_DESCRIPTOR,
     mode: str = "positions",
     structure_tolerance: float = 0.01,
-    max_iterations: int = 8,
-    hops: int = 100,
+    max_iterations: int | None = None,
+    hops: int | None = None,
 ) -> tuple[Atoms, dict[str, Any]]:
     """One attempt at decoding ``molecule`` from its ``fingerprint`` (``"chiral"``: with the
     parity-odd invariants; ``"default"``), compared with the original and its mirror image.
@@ -197,18 +197,21 @@ def decode_chirality(
     comparison's assignment; empty when RDKit cannot read it).
     """
     from .compare import compare
-    from .decode import decode
+    from .decode import SEARCH_EFFORT, decode
     from .qm9 import decode_seed, reference_molecule
 
     used = _descriptor(descriptor, fingerprint, mode)
+    default_iterations, default_hops = SEARCH_EFFORT[mode]  # (mode checked just above)
+    max_iterations = int(default_iterations if max_iterations is None else max_iterations)
+    hops = int(default_hops if hops is None else hops)
     chiral = used if fingerprint == "chiral" else _descriptor(descriptor, "chiral", mode)
     qm9_id = int(molecule.info["qm9_id"])
     reference = reference_molecule(molecule, used)
     attempt_seed = decode_seed(seed, qm9_id, attempt)
     start = time.perf_counter()
     atoms, result = decode(used.molecule(molecule), used, len(molecule), seed=attempt_seed,
-                           attempts=1, tol=float(threshold), max_iterations=int(max_iterations),
-                           hops=int(hops), species_mode=mode)
+                           attempts=1, tol=float(threshold), max_iterations=max_iterations,
+                           hops=hops, species_mode=mode)
     wall = time.perf_counter() - start
     comparison = compare(reference, atoms)
     hand = hand_of(comparison.rmsd, comparison.mirror_rmsd, structure_tolerance)

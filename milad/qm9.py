@@ -263,8 +263,8 @@ def decode_molecule(
     threshold: float = 1e-6,
     positions: np.ndarray | None = None,
     descriptor: Mapping[str, Any] = DECODING_DESCRIPTOR,
-    max_iterations: int = 8,
-    hops: int = 100,
+    max_iterations: int | None = None,
+    hops: int | None = None,
 ) -> tuple[Atoms, dict[str, Any]]:
     """One attempt at decoding ``molecule``'s fingerprint in ``mode``; compare with it.
 
@@ -273,7 +273,8 @@ def decode_molecule(
     with species (the paper's by default); the positions-only descriptor drops the species.
     The decode is
     ``milad.decode.decode(fingerprint, descriptor, n_atoms, seed=decode_seed(seed, qm9_id,
-    attempt), attempts=1, tol=threshold, max_iterations=..., hops=...)``.
+    attempt), attempts=1, tol=threshold, max_iterations=..., hops=...)``; ``None`` takes the
+    mode's default effort (``milad.decode.SEARCH_EFFORT``).
 
     Returns the decoded atoms (symbols ``X`` in mode ``"positions"``) and a record holding
     the columns of ``COLUMNS`` except ``point_group`` (``success``: the decode's, i.e. the
@@ -283,10 +284,13 @@ def decode_molecule(
     timings, the atoms' symbols and the comparison's atom assignment.
     """
     from .compare import compare
-    from .decode import decode
+    from .decode import SEARCH_EFFORT, decode
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+    default_iterations, default_hops = SEARCH_EFFORT[mode]
+    max_iterations = default_iterations if max_iterations is None else max_iterations
+    hops = default_hops if hops is None else hops
     if (positions is not None) != (mode == "two"):
         raise ValueError("decoded positions are needed in mode 'two', and only there")
     qm9_id = int(molecule.info["qm9_id"])

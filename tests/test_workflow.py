@@ -274,6 +274,8 @@ BAD_CONFIGS = [
     ("pattern", ("qm9", "figshare", "url"), "ftp://example.org/qm9.tar.bz2", None),
     ("pattern", ("potentials", "data", "sha256"), {"Fe/training": "0" * 64}, "'Fe/training'"),
     ("additionalProperties", ("qm9", "decode", "max_iteration"), 10, "'max_iteration' was unexpected"),
+    ("additionalProperties", ("qm9", "decode", "single", "hop"), 10, "'hop' was unexpected"),
+    ("minimum", ("qm9", "decode", "single", "max_iterations"), 0, None),
     ("required", ("qm9", "seed"), DELETE, "'seed' is a required property"),
     ("minItems", ("qm9", "fig2", "orders"), [], None),
     ("maxItems", ("potentials", "selection", "ablation", "lever"), ["a", "b", "c"], None),

@@ -29,12 +29,13 @@ BLAS, CPU or library version may reach a different, equally valid, structure.
 """
 
 from .algorithm1 import moments_from_invariants
-from .api import SPECIES_MODES, DecodeResult, check_atom_count, count_atoms, decode
+from .api import SEARCH_EFFORT, SPECIES_MODES, DecodeResult, check_atom_count, count_atoms, decode
 from .loss import RepulsionTerm
 from .placement import atoms_from_moments, peak_find
 from .space import MomentSpace, moment_space
 
 __all__ = [
+    "SEARCH_EFFORT",
     "SPECIES_MODES",
     "DecodeResult",
     "MomentSpace",

@@ -21,9 +21,14 @@ from .loss import RepulsionTerm
 from .search import Candidate, SearchProblem, species_from_positions
 from .space import moment_space
 
-__all__ = ["SPECIES_MODES", "DecodeResult", "check_atom_count", "count_atoms", "decode"]
+__all__ = ["SEARCH_EFFORT", "SPECIES_MODES", "DecodeResult", "check_atom_count", "count_atoms", "decode"]
 
 SPECIES_MODES = ("positions", "single", "two")
+#: default (max_iterations, hops) of one attempt, per species mode. Mode single takes twice
+#: the alternations and hops: its fits take Cholesky steps (``search.LM_METHOD``), about a
+#: third of the cost of the SVD steps they replaced, and the doubled search spends part of that
+#: on successes (chosen on the tuning set, not the 77: README, decoder section)
+SEARCH_EFFORT = {"positions": (8, 100), "single": (16, 200), "two": (8, 100)}
 OUTSIDE_TOLERANCE = 1e-3  # cutoff units an already-decoded atom may lie outside the sphere
 
 
@@ -130,8 +135,8 @@ def decode(
     positions_fingerprint=None,
     tol: float = 1e-6,
     moment_tol: float = 1e-5,
-    max_iterations: int = 8,
-    hops: int = 100,
+    max_iterations: int | None = None,
+    hops: int | None = None,
     max_retries: int = 2,
     grid_points: int = 31,
     repulsion: RepulsionTerm | None = RepulsionTerm(),
@@ -159,7 +164,8 @@ def decode(
     from the true positions the species fit found the species of all 77 benchmark molecules at
     three seeds); max_iterations:
     moments <-> atoms alternations per attempt; hops: basin hops per attempt (perturb the best
-    atoms and polish, in rounds of 10 between alternations); max_retries: LM fits per ``l'``
+    atoms and polish, in rounds of 10 between alternations); ``None`` takes the mode's
+    :data:`SEARCH_EFFORT` (8 and 100; 16 and 200 in mode "single"); max_retries: LM fits per ``l'``
     in Algorithm 1 (without fitted weights the first alternation's ladder fits each ``l'``
     once: :class:`~milad.decode.search.SearchProblem`).
     symbol: chemical symbol of the atoms when decoding positions only.
@@ -206,6 +212,9 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
         raise ValueError("positions_fingerprint is only used with species_mode='two'")
     if positions is not None and species_mode != "two":
         raise ValueError("positions (already decoded) are only used with species_mode='two'")
+    default_iterations, default_hops = SEARCH_EFFORT[species_mode]
+    max_iterations = default_iterations if max_iterations is None else max_iterations
+    hops = default_hops if hops is None else hops
     if not (isinstance(attempts, (int, np.integer)) and attempts >= 1):
         raise ValueError(f"attempts must be a positive integer, got {attempts!r}")
     if not (isinstance(max_iterations, (int, np.integer)) and max_iterations >= 1):

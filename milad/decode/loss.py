@@ -126,8 +126,9 @@ def solve_lm(fun: Callable, x0: np.ndarray, max_nfev: int, *, method: str = "svd
     it stalls sooner (about 1e-9 of the starting residual in a test problem where the SVD
     steps reach 1e-13; a polish of a molecule's atoms ends near a fingerprint RMSD of 1e-11
     instead of 1e-14), far below the decoder's success threshold (1e-6) and Algorithm 1's
-    tolerance. The decoder uses it for Algorithm 1 and for the fits of atoms without species
-    (:class:`~milad.decode.search.SearchProblem` says why not with species).
+    tolerance. The decoder uses it for Algorithm 1 and for every fit of atoms in its search
+    (:data:`milad.decode.search.LM_METHOD` says why); the SVD steps remain the default here and
+    for mode two's fits of the weights alone and its joint polish.
 
     The fit ends after ``max_nfev`` evaluations, when the RMS residual is below ``floor``, or
     when the best cost fell by less than the fraction ``progress`` over the last ``window``

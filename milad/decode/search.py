@@ -50,6 +50,17 @@ REFINE_WINDOW = 100  # the stall window of a refinement (loss.STALL_WINDOW for o
 #: times further off: README). Fits that free the weights (mode single) keep ``loss.FLOOR``:
 #: continuous weights can fit the fingerprint of wrong species, so a floor decides nothing there.
 FLOOR_MARGIN = 1e-6
+#: LM steps of every fit of atoms in the search (fits to the moments, relocations, polishes,
+#: refinements; :func:`~milad.decode.loss.solve_lm`): Marquardt steps by Cholesky
+#: factorisation, several times cheaper than SciPy's SVD steps (an SVD of a (161, 88) Jacobian
+#: of 22 atoms with weights took 1.4 ms, a Cholesky solve 0.09 ms). Fits of atoms without
+#: species have used them since commit 8e73831 (positions: half the CPU time, the same
+#: success rates across seeds). With fitted weights (mode single) the SVD steps were kept
+#: after one run on the 77 (11 of the 23 largest molecules lost at seed 0 against 8).
+#: Measured again on the tuning set (``benchmarks/qm9_tuning.xyz``, not the 77, seeds 0 and
+#: 1): a third of the CPU time and 121 decoded against 124 of 144; with twice the search
+#: (``api.SEARCH_EFFORT``) 132 in 0.41 of the CPU time (README, decoder section).
+LM_METHOD = "cholesky"
 POLISH_NFEV = 300
 #: LM evaluations per Algorithm 1 fit in searches without fitted weights (SearchProblem says why)
 MOMENT_NFEV = 40
@@ -104,13 +115,6 @@ class SearchProblem:
     fits. ``weight_range`` (species) bounds fitted weights; ``fit_weights`` frees them (mode
     "single"); ``timings`` collects seconds per stage.
 
-    ``lm_method``, the LM steps of its fits of atoms (:func:`~milad.decode.loss.solve_lm`):
-    Cholesky without fitted weights, SVD with them. Measured on the 77 QM9 molecules
-    (``benchmarks/decode.py``, one attempt each): positions with Cholesky steps 75, 76 and
-    75/77 for seeds 0-2, in less than half the CPU time for 20-29 atoms (with SVD 76/77 for
-    seed 0); with species in one fingerprint Cholesky steps lost 11 of the 23 largest
-    molecules at seed 0 and SVD steps 8, so species fits keep the SVD steps.
-
     ``moment_nfev``, the LM evaluations of each Algorithm 1 fit: ``MOMENT_NFEV`` without fitted
     weights, Algorithm 1's default (``MAX_NFEV``, 200) with them. For a small molecule the fits
     of l' >= 4 rarely reach their tolerance and crawl to the limit, while the fits of atoms
@@ -153,11 +157,6 @@ class SearchProblem:
         l0 = self.space.set_l0_moments(np.zeros(self.space.n_params), target)
         msr = self.space.mean_square_radius(l0)
         self.radius = min(1.0, math.sqrt(5.0 / 3.0 * msr)) if msr and msr > 0 else 0.5
-
-    @property
-    def lm_method(self) -> str:
-        """The LM steps of this problem's fits of atoms (see the class docstring)."""
-        return "svd" if self.fit_weights else "cholesky"
 
     @property
     def moment_nfev(self) -> int:
@@ -217,7 +216,7 @@ class SearchProblem:
             "polish", fit_atoms, self.space, Target("phi", self.target), positions, weights,
             fit_weights=fit_weights, weight_range=self.weight_range, repulsion=self.repulsion,
             cutoff=self.descriptor.cutoff, max_nfev=max_nfev, window=window,
-            method=self.lm_method, floor=FLOOR if fit_weights else self.floor,
+            method=LM_METHOD, floor=FLOOR if fit_weights else self.floor,
         )
 
     def fit_weights_only(self, positions, weights, max_nfev: int = 400) -> np.ndarray:
@@ -286,7 +285,7 @@ class SearchProblem:
         )
         settings = dict(fit_weights=self.fit_weights, weight_range=self.weight_range,
                         cutoff=self.descriptor.cutoff, repulsion=self.repulsion,
-                        n_points=self.n_points, lm_method=self.lm_method)
+                        n_points=self.n_points, lm_method=LM_METHOD)
         fits = [  # fitted to x, before relocations
             self._timed(
                 "atoms", atoms_from_moments, x, self.descriptor.invariants, self.n_atoms,

@@ -100,12 +100,20 @@ def _decode_effort(decode):
     return max(1.0, decode["max_iterations"] / 8) * max(1.0, decode["hops"] / 100)
 
 
+def qm9_decode_effort(mode):
+    """max_iterations and hops of one decode in ``mode``: qm9.decode's, with the mode's own
+    block (e.g. qm9.decode.single) in their place where it has one."""
+    effort = {key: QM9["decode"][key] for key in ("max_iterations", "hops")}
+    effort.update(QM9["decode"].get(mode) or {})
+    return effort
+
+
 def _qm9_decode_minutes(wildcards):
     """Wall-time request of one decode (minutes): a 29-atom molecule takes one to a few
     minutes per attempt at the default effort, a failing one up to max_iterations rounds of
     hops; mode "two" only fits the species. Scaled by the configured effort."""
     n_atoms = QM9_SIZES[int(wildcards.qm9_id)]
-    effort = _decode_effort(QM9["decode"])
+    effort = _decode_effort(qm9_decode_effort(wildcards.mode))
     if wildcards.mode == "two":
         return int(5 + effort * n_atoms / 3)
     return int(5 + effort * 2 * n_atoms)

@@ -101,7 +101,7 @@ rule qm9_decode:
         seed=QM9["seed"],
         threshold=QM9["threshold"],
         descriptor=QM9["descriptor"],
-        decode=QM9["decode"],
+        decode=lambda wildcards: qm9_decode_effort(wildcards.mode),
     threads: 1
     resources:
         mem_mb=_qm9_decode_mem_mb,
