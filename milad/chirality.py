@@ -197,13 +197,11 @@ def decode_chirality(
     comparison's assignment; empty when RDKit cannot read it).
     """
     from .compare import compare
-    from .decode import SEARCH_EFFORT, decode
+    from .decode import decode, search_effort
     from .qm9 import decode_seed, reference_molecule
 
     used = _descriptor(descriptor, fingerprint, mode)
-    default_iterations, default_hops = SEARCH_EFFORT[mode]  # (mode checked just above)
-    max_iterations = int(default_iterations if max_iterations is None else max_iterations)
-    hops = int(default_hops if hops is None else hops)
+    max_iterations, hops = search_effort(mode, max_iterations, hops)  # (mode checked just above)
     chiral = used if fingerprint == "chiral" else _descriptor(descriptor, "chiral", mode)
     qm9_id = int(molecule.info["qm9_id"])
     reference = reference_molecule(molecule, used)

@@ -284,13 +284,11 @@ def decode_molecule(
     timings, the atoms' symbols and the comparison's atom assignment.
     """
     from .compare import compare
-    from .decode import SEARCH_EFFORT, decode
+    from .decode import decode, search_effort
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
-    default_iterations, default_hops = SEARCH_EFFORT[mode]
-    max_iterations = default_iterations if max_iterations is None else max_iterations
-    hops = default_hops if hops is None else hops
+    max_iterations, hops = search_effort(mode, max_iterations, hops)
     if (positions is not None) != (mode == "two"):
         raise ValueError("decoded positions are needed in mode 'two', and only there")
     qm9_id = int(molecule.info["qm9_id"])

@@ -29,7 +29,15 @@ BLAS, CPU or library version may reach a different, equally valid, structure.
 """
 
 from .algorithm1 import moments_from_invariants
-from .api import SEARCH_EFFORT, SPECIES_MODES, DecodeResult, check_atom_count, count_atoms, decode
+from .api import (
+    SEARCH_EFFORT,
+    SPECIES_MODES,
+    DecodeResult,
+    check_atom_count,
+    count_atoms,
+    decode,
+    search_effort,
+)
 from .loss import RepulsionTerm
 from .placement import atoms_from_moments, peak_find
 from .space import MomentSpace, moment_space
@@ -47,4 +55,5 @@ __all__ = [
     "moment_space",
     "moments_from_invariants",
     "peak_find",
+    "search_effort",
 ]

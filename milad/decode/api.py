@@ -21,7 +21,8 @@ from .loss import RepulsionTerm
 from .search import Candidate, SearchProblem, species_from_positions
 from .space import moment_space
 
-__all__ = ["SEARCH_EFFORT", "SPECIES_MODES", "DecodeResult", "check_atom_count", "count_atoms", "decode"]
+__all__ = ["SEARCH_EFFORT", "SPECIES_MODES", "DecodeResult", "check_atom_count", "count_atoms", "decode",
+           "search_effort"]
 
 SPECIES_MODES = ("positions", "single", "two")
 #: default (max_iterations, hops) of one attempt, per species mode. Mode single takes twice
@@ -29,6 +30,15 @@ SPECIES_MODES = ("positions", "single", "two")
 #: third of the cost of the SVD steps they replaced, and the doubled search spends part of that
 #: on successes (chosen on the tuning set, not the 77: README, decoder section)
 SEARCH_EFFORT = {"positions": (8, 100), "single": (16, 200), "two": (8, 100)}
+
+
+def search_effort(species_mode: str, max_iterations: int | None = None,
+                  hops: int | None = None) -> tuple[int, int]:
+    """(max_iterations, hops) of one attempt in ``species_mode``: the given values, or the
+    mode's :data:`SEARCH_EFFORT` where they are ``None``."""
+    default_iterations, default_hops = SEARCH_EFFORT[species_mode]
+    return (default_iterations if max_iterations is None else max_iterations,
+            default_hops if hops is None else hops)
 OUTSIDE_TOLERANCE = 1e-3  # cutoff units an already-decoded atom may lie outside the sphere
 
 
@@ -212,9 +222,7 @@ def _decode(fingerprint, descriptor, n_atoms, *, seed, attempts, species_mode,
         raise ValueError("positions_fingerprint is only used with species_mode='two'")
     if positions is not None and species_mode != "two":
         raise ValueError("positions (already decoded) are only used with species_mode='two'")
-    default_iterations, default_hops = SEARCH_EFFORT[species_mode]
-    max_iterations = default_iterations if max_iterations is None else max_iterations
-    hops = default_hops if hops is None else hops
+    max_iterations, hops = search_effort(species_mode, max_iterations, hops)
     if not (isinstance(attempts, (int, np.integer)) and attempts >= 1):
         raise ValueError(f"attempts must be a positive integer, got {attempts!r}")
     if not (isinstance(max_iterations, (int, np.integer)) and max_iterations >= 1):
